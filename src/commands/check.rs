@@ -1,0 +1,287 @@
+//! `keyrotate check`: inventory the SSH directory and report findings as text, `-q` lines or JSON.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anstyle::Style;
+use anyhow::Result;
+use keyrotate::findings::{Finding, Policy, Severity};
+use keyrotate::inventory::{self, Inventory, KeyEntry, Summary};
+use keyrotate::keyfile::{Format, KeyAlgorithm, sanitize};
+use keyrotate::timefmt;
+
+use super::Context;
+use crate::cli::CheckArgs;
+use crate::output;
+
+pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
+    let policy = Policy {
+        max_age_days: args.max_age,
+    };
+    let inventory = inventory::scan(&ctx.ssh_dir, &policy, SystemTime::now())?;
+    let text = if ctx.json {
+        render_json(&inventory)?
+    } else if ctx.quiet {
+        render_quiet(&inventory)
+    } else {
+        render_text(&inventory)
+    };
+    output::print_stdout(&text)?;
+    Ok(if inventory.has_problems() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(serde::Serialize)]
+struct JsonReport<'a> {
+    ssh_dir: String,
+    keys: Vec<JsonKey<'a>>,
+    findings: &'a [Finding],
+    summary: Summary,
+}
+
+#[derive(serde::Serialize)]
+struct JsonKey<'a> {
+    path: String,
+    public_path: Option<String>,
+    format: Format,
+    algorithm: Option<KeyAlgorithm>,
+    bits: Option<u32>,
+    fingerprint: Option<&'a str>,
+    comment: Option<&'a str>,
+    encrypted: Option<bool>,
+    kdf_rounds: Option<u32>,
+    mode: Option<String>,
+    modified: String,
+    age_days: u64,
+    findings: &'a [Finding],
+}
+
+fn path_string(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn render_json(inventory: &Inventory) -> Result<String> {
+    let report = JsonReport {
+        ssh_dir: path_string(&inventory.ssh_dir),
+        keys: inventory
+            .keys
+            .iter()
+            .map(|k| JsonKey {
+                path: path_string(&k.path),
+                public_path: k.public_path.as_deref().map(path_string),
+                format: k.format,
+                algorithm: k.algorithm,
+                bits: k.bits,
+                fingerprint: k.fingerprint.as_deref(),
+                comment: k.comment.as_deref(),
+                encrypted: k.encrypted(),
+                kdf_rounds: k.kdf_rounds(),
+                mode: k.mode.map(|m| format!("{m:04o}")),
+                modified: timefmt::rfc3339_utc(k.modified),
+                age_days: k.age_days,
+                findings: &k.findings,
+            })
+            .collect(),
+        findings: &inventory.findings,
+        summary: inventory.summary(),
+    };
+    let mut text = serde_json::to_string_pretty(&report)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// One line per warning or critical finding; nothing at all when healthy.
+fn render_quiet(inventory: &Inventory) -> String {
+    let mut out = String::new();
+    let dir = display_path(&inventory.ssh_dir);
+    let located = std::iter::repeat(&dir)
+        .zip(&inventory.findings)
+        .map(|(p, f)| (p.clone(), f))
+        .chain(
+            inventory
+                .keys
+                .iter()
+                .flat_map(|k| k.findings.iter().map(move |f| (display_path(&k.path), f))),
+        );
+    for (path, finding) in located.filter(|(_, f)| f.severity.is_problem()) {
+        let _ = writeln!(
+            out,
+            "{path}: {}: {}: {}",
+            finding.severity.as_str(),
+            finding.code,
+            sanitize(&finding.message)
+        );
+    }
+    out
+}
+
+fn display_path(path: &Path) -> String {
+    sanitize(&path.to_string_lossy())
+}
+
+fn styled(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+fn severity_style(severity: Severity) -> Style {
+    match severity {
+        Severity::Critical => output::CRITICAL,
+        Severity::Warning => output::WARNING,
+        Severity::Info => output::INFO,
+    }
+}
+
+fn render_findings(out: &mut String, findings: &[Finding]) {
+    for finding in findings {
+        let _ = writeln!(
+            out,
+            "  {} {}: {}",
+            styled(
+                severity_style(finding.severity),
+                &format!("{:<8}", finding.severity.as_str())
+            ),
+            finding.code,
+            sanitize(&finding.message)
+        );
+    }
+}
+
+fn render_text(inventory: &Inventory) -> String {
+    let mut out = String::new();
+    if !inventory.findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}",
+            styled(output::PATH, &display_path(&inventory.ssh_dir))
+        );
+        render_findings(&mut out, &inventory.findings);
+        out.push('\n');
+    }
+    for key in &inventory.keys {
+        render_key(&mut out, key);
+        out.push('\n');
+    }
+    let summary = inventory.summary();
+    let _ = writeln!(
+        out,
+        "{}",
+        summary_line(&summary, &inventory.ssh_dir, inventory.has_problems())
+    );
+    out
+}
+
+fn render_key(out: &mut String, key: &KeyEntry) {
+    let mut title = styled(output::PATH, &display_path(&key.path));
+    if let Some(target) = &key.symlink_target {
+        let _ = write!(title, " -> {}", display_path(target));
+    }
+    let _ = writeln!(out, "{title}");
+
+    let mut identity = Vec::new();
+    match (key.algorithm, key.bits) {
+        (Some(alg), Some(bits)) => identity.push(format!("{} {bits}", alg.display_name())),
+        (Some(alg), None) => identity.push(alg.display_name().to_string()),
+        _ => {}
+    }
+    if let Some(fp) = &key.fingerprint {
+        identity.push(fp.clone());
+    }
+    if let Some(comment) = &key.comment {
+        identity.push(format!("\"{}\"", sanitize(comment)));
+    }
+    if !identity.is_empty() {
+        let _ = writeln!(out, "  {}", identity.join("  "));
+    }
+
+    let mut facts = vec![key.format.describe().to_string()];
+    if let Some(protection) = &key.protection {
+        facts.push(match key.encrypted() {
+            Some(true) => format!(
+                "passphrase-protected ({}, {})",
+                sanitize(&protection.cipher),
+                protection.kdf.describe()
+            ),
+            _ => "no passphrase".to_string(),
+        });
+    }
+    if let Some(mode) = key.mode {
+        facts.push(format!("mode {mode:04o}"));
+    }
+    facts.push(format!(
+        "changed {} ({})",
+        timefmt::date_utc(key.modified),
+        days_ago(key.age_days)
+    ));
+    let _ = writeln!(out, "  {}", styled(output::DIM, &facts.join(", ")));
+    if let Some(public) = &key.public_path {
+        let _ = writeln!(
+            out,
+            "  {}",
+            styled(
+                output::DIM,
+                &format!("public key: {}", display_path(public))
+            )
+        );
+    }
+    render_findings(out, &key.findings);
+}
+
+fn days_ago(days: u64) -> String {
+    match days {
+        0 => "today".to_string(),
+        1 => "1 day ago".to_string(),
+        n => format!("{n} days ago"),
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn summary_line(summary: &Summary, dir: &Path, problems: bool) -> String {
+    let counts = format!(
+        "{} critical, {}, {} info",
+        summary.critical,
+        plural(summary.warning, "warning"),
+        summary.info
+    );
+    let verdict = if problems {
+        styled(output::CRITICAL, "needs attention")
+    } else {
+        styled(output::GOOD, "healthy")
+    };
+    format!(
+        "{} in {}: {counts}; {verdict}",
+        plural(summary.keys, "key"),
+        display_path(dir)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_counts_and_verdict() {
+        let s = Summary {
+            keys: 1,
+            critical: 0,
+            warning: 2,
+            info: 1,
+        };
+        let line = summary_line(&s, Path::new("/h/.ssh"), true);
+        assert!(
+            line.starts_with("1 key in /h/.ssh: 0 critical, 2 warnings, 1 info"),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,770 @@
+//! Scan an SSH directory: find every key file, pair private keys with their `.pub`, and keep what
+//! cannot be read or parsed as findings. Never decrypts, never follows a file it cannot bound.
+//!
+//! Hostile contents are handled without hanging or reading unbounded data: special files are never
+//! opened (and every open is non-blocking, so a file swapped for a FIFO after `stat` cannot hang us
+//! either), files over [`MAX_KEY_FILE_SIZE`] are never read, and every read is capped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::{OsStr, OsString};
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::findings::{self, Code, Finding, KeyFacts, Policy, Severity};
+use crate::keyfile::{
+    self, Format, Kdf, KeyAlgorithm, KeyFile, MAX_KEY_FILE_SIZE, Protection, PublicInfo, Recognised,
+};
+
+/// Why the SSH directory itself could not be inventoried.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("{} is not a directory", .path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("cannot read the SSH directory {}: {reason}", .path.display())]
+    Read { path: PathBuf, reason: String },
+}
+
+impl InventoryError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> String {
+        match self {
+            InventoryError::NotADirectory { .. } => {
+                "point --ssh-dir (or KEYROTATE_SSH_DIR) at your SSH directory, usually ~/.ssh"
+                    .to_string()
+            }
+            InventoryError::Read { path, .. } => format!(
+                "check that you own {} and can read it (`ls -ld {}`)",
+                path.display(),
+                findings::shell_path(path)
+            ),
+        }
+    }
+}
+
+/// Everything `check` knows about one SSH directory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub ssh_dir: PathBuf,
+    pub keys: Vec<KeyEntry>,
+    /// Findings about the directory as a whole (`insecure-ssh-dir`, `no-keys`).
+    pub findings: Vec<Finding>,
+}
+
+/// One key: a private key with its `.pub`, a `.pub` alone, or a file that should be a key.
+#[derive(Debug, Clone)]
+pub struct KeyEntry {
+    pub path: PathBuf,
+    pub public_path: Option<PathBuf>,
+    pub format: Format,
+    pub private: bool,
+    pub algorithm: Option<KeyAlgorithm>,
+    pub bits: Option<u32>,
+    pub fingerprint: Option<String>,
+    /// The public half, from the private file or else its `.pub`.
+    pub public: Option<PublicInfo>,
+    pub comment: Option<String>,
+    pub protection: Option<Protection>,
+    /// Unix permission bits (`None` on Windows).
+    pub mode: Option<u32>,
+    pub modified: SystemTime,
+    pub age_days: u64,
+    /// Where the file points, when it is a symbolic link.
+    pub symlink_target: Option<PathBuf>,
+    pub findings: Vec<Finding>,
+}
+
+impl KeyEntry {
+    pub fn encrypted(&self) -> Option<bool> {
+        self.protection.as_ref().map(|p| p.kdf != Kdf::None)
+    }
+
+    /// bcrypt rounds of an encrypted OpenSSH-format key.
+    pub fn kdf_rounds(&self) -> Option<u32> {
+        match self.protection.as_ref()?.kdf {
+            Kdf::Bcrypt { rounds } => Some(rounds),
+            _ => None,
+        }
+    }
+}
+
+/// Finding counts, as in the JSON `summary`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub keys: usize,
+    pub critical: usize,
+    pub warning: usize,
+    pub info: usize,
+}
+
+impl Inventory {
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .chain(self.keys.iter().flat_map(|k| k.findings.iter()))
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary {
+            keys: self.keys.len(),
+            ..Summary::default()
+        };
+        for finding in self.all_findings() {
+            match finding.severity {
+                Severity::Critical => summary.critical += 1,
+                Severity::Warning => summary.warning += 1,
+                Severity::Info => summary.info += 1,
+            }
+        }
+        summary
+    }
+
+    /// True when some finding is a warning or critical: `check` exits 1.
+    pub fn has_problems(&self) -> bool {
+        self.all_findings().any(|f| f.severity.is_problem())
+    }
+}
+
+/// Names that live in an SSH directory but are not keys.
+fn is_excluded_name(name: &OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    matches!(name, b"config" | b"environment" | b"rc")
+        || name.starts_with(b"known_hosts")
+        || name.starts_with(b"authorized_keys")
+        || name.starts_with(b"authorized_principals")
+        || name.starts_with(b".keyrotate")
+}
+
+/// Names that say "key" even when the contents do not.
+fn is_key_like_name(name: &OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.starts_with(b"id_") || name.ends_with(b".pub") || name.ends_with(b".ppk")
+}
+
+/// What one directory entry turned out to be.
+#[derive(Debug)]
+enum Content {
+    Key(Box<KeyFile>),
+    /// Announces itself as a key (armour or name) but cannot be parsed.
+    Broken(keyfile::Broken),
+    /// Could not be read at all (special file, too large, permission denied, dangling link).
+    Unreadable(Unreadable),
+}
+
+/// Why a file could not be read, and what the user should do about it.
+#[derive(Debug)]
+struct Unreadable {
+    reason: String,
+    next_step: NextStep,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum NextStep {
+    /// Special or oversized: almost certainly not a key.
+    MoveAway,
+    /// Permission or I/O trouble.
+    CheckPermissions,
+    /// A symbolic link that leads nowhere.
+    FixLink,
+}
+
+impl Unreadable {
+    fn new(reason: String, next_step: NextStep) -> Self {
+        Unreadable { reason, next_step }
+    }
+}
+
+#[derive(Debug)]
+struct Scanned {
+    name: OsString,
+    path: PathBuf,
+    /// Metadata of what the path resolves to; the link's own when it dangles.
+    meta: Metadata,
+    symlink_target: Option<PathBuf>,
+    content: Content,
+}
+
+impl Scanned {
+    fn is_pub_name(&self) -> bool {
+        self.name.as_encoded_bytes().ends_with(b".pub")
+    }
+
+    /// Parsed as a public key, or a `.pub`-named file that failed.
+    fn is_public_side(&self) -> bool {
+        match &self.content {
+            Content::Key(k) => !k.private,
+            Content::Broken(b) => {
+                b.private == Some(false) || (b.private.is_none() && self.is_pub_name())
+            }
+            Content::Unreadable(_) => self.is_pub_name(),
+        }
+    }
+}
+
+/// Inventory `ssh_dir`. A missing directory is not an error: it yields a `no-keys` finding.
+pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventory, InventoryError> {
+    let read_err = |e: io::Error| InventoryError::Read {
+        path: ssh_dir.to_path_buf(),
+        reason: io_reason(&e),
+    };
+    let mut inventory = Inventory {
+        ssh_dir: ssh_dir.to_path_buf(),
+        keys: Vec::new(),
+        findings: Vec::new(),
+    };
+    let dir_meta = match fs::metadata(ssh_dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            inventory.findings.push(Finding::new(
+                Code::NoKeys,
+                format!(
+                    "There is no SSH directory at {}, so there are no keys to check. Create a key \
+                     with `keyrotate generate`.",
+                    ssh_dir.display()
+                ),
+            ));
+            return Ok(inventory);
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    if !dir_meta.is_dir() {
+        return Err(InventoryError::NotADirectory {
+            path: ssh_dir.to_path_buf(),
+        });
+    }
+    if let Some(mode) = unix_mode(&dir_meta).filter(|m| m & 0o022 != 0) {
+        inventory.findings.push(Finding::new(
+            Code::InsecureSshDir,
+            format!(
+                "The SSH directory {} can be written by other users (mode {:04o}): they could \
+                 replace your keys or your config. Fix it with `chmod 700 {}`.",
+                ssh_dir.display(),
+                mode & 0o7777,
+                findings::shell_path(ssh_dir)
+            ),
+        ));
+    }
+
+    let mut scanned = Vec::new();
+    for entry in fs::read_dir(ssh_dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name();
+        if is_excluded_name(&name) {
+            continue;
+        }
+        if let Some(s) = scan_entry(name, entry.path()) {
+            scanned.push(s);
+        }
+    }
+    scanned.sort_by(|a, b| a.name.cmp(&b.name));
+
+    inventory.keys = pair_and_describe(scanned, policy, now);
+    mark_duplicates(&mut inventory.keys);
+    for key in &mut inventory.keys {
+        key.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    }
+    if inventory.keys.is_empty() {
+        inventory.findings.push(Finding::new(
+            Code::NoKeys,
+            format!(
+                "No SSH keys found in {}. Create one with `keyrotate generate`.",
+                ssh_dir.display()
+            ),
+        ));
+    }
+    Ok(inventory)
+}
+
+/// Look at one directory entry; `None` when it is not a key and not pretending to be one.
+fn scan_entry(name: OsString, path: PathBuf) -> Option<Scanned> {
+    let lmeta = fs::symlink_metadata(&path).ok()?;
+    let symlink_target = if lmeta.file_type().is_symlink() {
+        fs::read_link(&path).ok()
+    } else {
+        None
+    };
+    let unreadable = |meta: Metadata, target: Option<PathBuf>, reason: String, next: NextStep| {
+        Some(Scanned {
+            name: name.clone(),
+            path: path.clone(),
+            meta,
+            symlink_target: target,
+            content: Content::Unreadable(Unreadable::new(reason, next)),
+        })
+    };
+    let meta = match fs::metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) => {
+            let reason = match &symlink_target {
+                Some(t) if e.kind() == io::ErrorKind::NotFound => format!(
+                    "it is a symbolic link to {}, which does not exist",
+                    keyfile::sanitize(&t.to_string_lossy())
+                ),
+                Some(t) => format!(
+                    "it is a symbolic link to {} that cannot be followed ({})",
+                    keyfile::sanitize(&t.to_string_lossy()),
+                    io_reason(&e)
+                ),
+                None => format!("it cannot be examined ({})", io_reason(&e)),
+            };
+            let next = if symlink_target.is_some() {
+                NextStep::FixLink
+            } else {
+                NextStep::CheckPermissions
+            };
+            return unreadable(lmeta, symlink_target, reason, next);
+        }
+    };
+    let file_type = meta.file_type();
+    if file_type.is_dir() {
+        return None;
+    }
+    if !file_type.is_file() {
+        let kind = special_kind(&meta);
+        // ssh's ControlMaster sockets often live here; a socket is only news if it is named as a key.
+        if kind == "a socket" && !is_key_like_name(&name) {
+            return None;
+        }
+        return unreadable(
+            meta,
+            symlink_target,
+            format!("it is {kind}, not a key file, so keyrotate did not open it"),
+            NextStep::MoveAway,
+        );
+    }
+    if meta.len() > MAX_KEY_FILE_SIZE {
+        let reason = too_large(meta.len());
+        return unreadable(meta, symlink_target, reason, NextStep::MoveAway);
+    }
+    let content = match read_bounded(&path) {
+        Ok(Bounded::Bytes(bytes)) => match keyfile::recognise(&bytes) {
+            Recognised::Key(key) => Content::Key(key),
+            Recognised::Broken(broken) => Content::Broken(broken),
+            Recognised::Certificate => return None,
+            Recognised::NotAKey if is_key_like_name(&name) => Content::Broken(keyfile::Broken {
+                format: Format::Unknown,
+                private: None,
+                encrypted: None,
+                reason: "its contents are not in any SSH key format".to_string(),
+            }),
+            Recognised::NotAKey => return None,
+        },
+        Ok(Bounded::NotRegular) => Content::Unreadable(Unreadable::new(
+            "it stopped being a regular file while keyrotate looked at it".to_string(),
+            NextStep::MoveAway,
+        )),
+        Ok(Bounded::TooLarge(len)) => {
+            Content::Unreadable(Unreadable::new(too_large(len), NextStep::MoveAway))
+        }
+        Err(e) => Content::Unreadable(Unreadable::new(
+            format!("it cannot be read ({})", io_reason(&e)),
+            NextStep::CheckPermissions,
+        )),
+    };
+    Some(Scanned {
+        name,
+        path,
+        meta,
+        symlink_target,
+        content,
+    })
+}
+
+fn too_large(len: u64) -> String {
+    let mib = len as f64 / (1024.0 * 1024.0);
+    let size = if mib >= 1024.0 {
+        format!("{:.1} GiB", mib / 1024.0)
+    } else {
+        format!("{mib:.1} MiB")
+    };
+    format!("it is {size}, far larger than any key file, so keyrotate did not read it")
+}
+
+/// A short, lower-case description of an I/O error, without Rust's `(os error N)` noise.
+pub fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.find(" (os error") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(unix)]
+fn special_kind(meta: &Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a named pipe (FIFO)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "a special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_meta: &Metadata) -> &'static str {
+    "a special file"
+}
+
+/// Unix permission bits, `None` where the platform has none.
+pub fn unix_mode(meta: &Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(meta.permissions().mode() & 0o7777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+enum Bounded {
+    Bytes(Vec<u8>),
+    NotRegular,
+    TooLarge(u64),
+}
+
+/// Read a whole key file, refusing anything that is not a regular file or is over the size cap.
+fn read_bounded(path: &Path) -> io::Result<Bounded> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking: if the file was swapped for a FIFO since we looked, open must not hang.
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file: File = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Bounded::NotRegular);
+    }
+    if meta.len() > MAX_KEY_FILE_SIZE {
+        return Ok(Bounded::TooLarge(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_KEY_FILE_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_SIZE {
+        return Ok(Bounded::TooLarge(bytes.len() as u64));
+    }
+    Ok(Bounded::Bytes(bytes))
+}
+
+fn age_days(modified: SystemTime, now: SystemTime) -> u64 {
+    now.duration_since(modified)
+        .map(|d| d.as_secs() / 86_400)
+        .unwrap_or(0)
+}
+
+/// Join each private (or would-be private) file with `<name>.pub`, then describe every entry.
+fn pair_and_describe(scanned: Vec<Scanned>, policy: &Policy, now: SystemTime) -> Vec<KeyEntry> {
+    let mut publics: BTreeMap<OsString, Scanned> = BTreeMap::new();
+    let mut others = Vec::new();
+    for s in scanned {
+        if s.is_public_side() {
+            publics.insert(s.name.clone(), s);
+        } else {
+            others.push(s);
+        }
+    }
+    let mut entries = Vec::new();
+    for private in others {
+        let mut pub_name = private.name.clone();
+        pub_name.push(".pub");
+        let public = publics.remove(&pub_name);
+        entries.push(describe(private, public, policy, now));
+    }
+    for (_, public) in publics {
+        entries.push(describe(public, None, policy, now));
+    }
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
+    entries
+}
+
+fn describe(main: Scanned, public: Option<Scanned>, policy: &Policy, now: SystemTime) -> KeyEntry {
+    let modified = main.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut entry = KeyEntry {
+        path: main.path.clone(),
+        public_path: public.as_ref().map(|p| p.path.clone()),
+        format: Format::Unknown,
+        private: false,
+        algorithm: None,
+        bits: None,
+        fingerprint: None,
+        public: None,
+        comment: None,
+        protection: None,
+        // A link that could not be followed has only its own, meaningless, mode.
+        mode: unix_mode(&main.meta).filter(|_| !main.meta.file_type().is_symlink()),
+        modified,
+        age_days: age_days(modified, now),
+        symlink_target: main.symlink_target.clone(),
+        findings: Vec::new(),
+    };
+    let mut parsed = false;
+    let mut private_algorithm = None;
+    match &main.content {
+        Content::Key(key) => {
+            parsed = true;
+            entry.format = key.format;
+            entry.private = key.private;
+            entry.public = key.public.clone();
+            entry.comment = key.comment.clone();
+            entry.protection = key.protection.clone();
+            private_algorithm = key.algorithm();
+        }
+        Content::Broken(broken) => {
+            entry.format = broken.format;
+            entry.private = broken.private.unwrap_or(false);
+            if broken.encrypted == Some(true) {
+                entry.protection = Some(Protection {
+                    cipher: "unknown".to_string(),
+                    kdf: Kdf::Unknown,
+                });
+            }
+            entry
+                .findings
+                .push(broken_finding(&main.path, &entry, &broken.reason));
+        }
+        Content::Unreadable(unreadable) => {
+            entry
+                .findings
+                .push(unreadable_finding(&main.path, unreadable));
+        }
+    }
+
+    // The `.pub` beside it: fills in what the private file cannot reveal, and must match it.
+    if let Some(public) = &public {
+        match &public.content {
+            Content::Key(pub_key) => {
+                let pub_info = pub_key.public.clone();
+                match (&entry.public, &pub_info) {
+                    (Some(mine), Some(theirs)) if mine.key_data != theirs.key_data => {
+                        entry.findings.push(mismatch_finding(
+                            &main.path,
+                            &public.path,
+                            mine,
+                            theirs,
+                        ));
+                    }
+                    (Some(_), _) => {
+                        // `ssh-keygen -l` prefers the .pub's comment; so do we.
+                        entry.comment = pub_key.comment.clone().or(entry.comment.take());
+                    }
+                    (None, Some(theirs)) => {
+                        let conflicting =
+                            private_algorithm.is_some_and(|alg| Some(alg) != theirs.algorithm);
+                        if conflicting {
+                            entry.findings.push(Finding::new(
+                                Code::PublicKeyMismatch,
+                                format!(
+                                    "{} holds a {} public key, but this private key is {}: it \
+                                     cannot be this key's public half, and uploading it would \
+                                     lock you out. Once the key is decrypted, recreate it with \
+                                     `ssh-keygen -y -f {} > {}.pub`.",
+                                    public.path.display(),
+                                    theirs.algorithm.map_or("different", |a| a.display_name()),
+                                    private_algorithm.map_or("different", |a| a.display_name()),
+                                    findings::shell_path(&main.path),
+                                    findings::shell_path(&main.path)
+                                ),
+                            ));
+                        } else {
+                            entry.public = Some(theirs.clone());
+                            entry.comment = pub_key.comment.clone().or(entry.comment.take());
+                        }
+                    }
+                    (_, None) => {}
+                }
+            }
+            Content::Broken(broken) => entry.findings.push(broken_public_finding(
+                &main.path,
+                &public.path,
+                &broken.reason,
+            )),
+            Content::Unreadable(unreadable) => entry.findings.push(broken_public_finding(
+                &main.path,
+                &public.path,
+                &unreadable.reason,
+            )),
+        }
+    }
+
+    if let Some(info) = &entry.public {
+        entry.algorithm = info.algorithm;
+        entry.bits = info.bits;
+        entry.fingerprint = Some(info.fingerprint.clone());
+    } else {
+        entry.algorithm = private_algorithm;
+    }
+
+    let recognisably_private = entry.private
+        && matches!(main.content, Content::Key(_) | Content::Broken(_))
+        && entry.format != Format::Unknown;
+    let facts = KeyFacts {
+        path: &entry.path,
+        format: entry.format,
+        private: recognisably_private,
+        parsed,
+        algorithm: entry.algorithm,
+        bits: entry.bits,
+        kdf: entry.protection.as_ref().map(|p| &p.kdf).filter(|_| parsed),
+        mode: entry.mode,
+        age_days: entry.age_days,
+        public_path: entry.public_path.as_deref(),
+    };
+    entry
+        .findings
+        .extend(findings::key_findings(&facts, policy));
+    entry
+}
+
+fn broken_finding(path: &Path, entry: &KeyEntry, reason: &str) -> Finding {
+    let what = match (entry.format, entry.private) {
+        (Format::Unknown, _) => "This file is named like an SSH key, but".to_string(),
+        (format, true) => format!("This {} private key cannot be used:", format.describe()),
+        (_, false) => "This public key file cannot be used:".to_string(),
+    };
+    Finding::new(
+        Code::UnreadableKey,
+        format!(
+            "{what} {reason}. Restore it from a backup (`keyrotate backup --list`) or replace it \
+             with `keyrotate rotate -f {}`; if it is not a key, move it out of the SSH directory.",
+            findings::shell_path(path)
+        ),
+    )
+}
+
+fn unreadable_finding(path: &Path, unreadable: &Unreadable) -> Finding {
+    let quoted = findings::shell_path(path);
+    let next = match unreadable.next_step {
+        NextStep::MoveAway => {
+            "Keys are small regular files: move it out of the SSH directory".to_string()
+        }
+        NextStep::CheckPermissions => {
+            format!("Check its owner and permissions with `ls -l {quoted}`")
+        }
+        NextStep::FixLink => format!(
+            "Point the link at the real key, or remove it if the key is gone: `rm {quoted}` \
+             (this removes only the link)"
+        ),
+    };
+    Finding::new(
+        Code::UnreadableKey,
+        format!(
+            "This file cannot be checked: {}. {next}.",
+            unreadable.reason
+        ),
+    )
+}
+
+fn broken_public_finding(private: &Path, public: &Path, reason: &str) -> Finding {
+    Finding::new(
+        Code::UnreadableKey,
+        format!(
+            "The public key file {} cannot be used: {reason}. Recreate it with \
+             `ssh-keygen -y -f {} > {}`.",
+            public.display(),
+            findings::shell_path(private),
+            findings::shell_path(public)
+        ),
+    )
+}
+
+fn mismatch_finding(
+    private: &Path,
+    public: &Path,
+    mine: &PublicInfo,
+    theirs: &PublicInfo,
+) -> Finding {
+    Finding::new(
+        Code::PublicKeyMismatch,
+        format!(
+            "{} is not the public half of this private key (it is {}, the private key is {}): \
+             uploading it would lock you out. Recreate it with `ssh-keygen -y -f {} > {}`.",
+            public.display(),
+            theirs.fingerprint,
+            mine.fingerprint,
+            findings::shell_path(private),
+            findings::shell_path(public)
+        ),
+    )
+}
+
+/// Give every entry that shares its key with another a `duplicate-key` finding naming the others.
+fn mark_duplicates(keys: &mut [KeyEntry]) {
+    let mut by_fingerprint: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(fp) = &key.fingerprint {
+            by_fingerprint.entry(fp.clone()).or_default().push(i);
+        }
+    }
+    for indices in by_fingerprint.values().filter(|v| v.len() > 1) {
+        for &i in indices {
+            let others: Vec<String> = indices
+                .iter()
+                .filter(|&&j| j != i)
+                .map(|&j| keys[j].path.display().to_string())
+                .collect();
+            keys[i].findings.push(Finding::new(
+                Code::DuplicateKey,
+                format!(
+                    "The same key is also stored in {}. Keep one copy, so that replacing the key \
+                     replaces it everywhere.",
+                    others.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excluded_and_key_like_names() {
+        for name in [
+            "config",
+            "known_hosts",
+            "known_hosts.old",
+            "authorized_keys2",
+            ".keyrotate.lock",
+        ] {
+            assert!(is_excluded_name(OsStr::new(name)), "{name}");
+        }
+        for name in ["id_rsa", "config.bak", "mykey"] {
+            assert!(!is_excluded_name(OsStr::new(name)), "{name}");
+        }
+        assert!(is_key_like_name(OsStr::new("id_x")));
+        assert!(is_key_like_name(OsStr::new("work.pub")));
+        assert!(is_key_like_name(OsStr::new("putty.ppk")));
+        assert!(!is_key_like_name(OsStr::new("notes.txt")));
+    }
+
+    #[test]
+    fn age_is_whole_days_and_never_negative() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(10 * 86_400);
+        assert_eq!(age_days(SystemTime::UNIX_EPOCH, now), 10);
+        assert_eq!(age_days(now + std::time::Duration::from_secs(5), now), 0);
+        let almost = now - std::time::Duration::from_secs(86_399);
+        assert_eq!(age_days(almost, now), 0);
+    }
+
+    #[test]
+    fn io_reason_drops_os_error_numbers() {
+        let e = io::Error::from_raw_os_error(13);
+        assert_eq!(io_reason(&e), "permission denied");
+    }
+}

@@ -1,0 +1,96 @@
+//! Output shared by the subcommands: colour choice, styles, stdout that tolerates a closed pipe,
+//! and errors printed once with their `hint:` line.
+
+use std::io::{self, Write};
+
+use anstyle::{AnsiColor, Style};
+
+use crate::cli::ColorWhen;
+
+/// Errors the binary raises itself: what went wrong, and what to do next.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct UserError {
+    pub message: String,
+    pub hint: String,
+}
+
+impl UserError {
+    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        UserError {
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+pub fn set_color(when: ColorWhen) {
+    // `auto` keeps anstream's own rules: a terminal, NO_COLOR, CLICOLOR_FORCE, TERM=dumb.
+    match when {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+    }
+}
+
+pub const PATH: Style = Style::new().bold();
+pub const DIM: Style = Style::new().dimmed();
+pub const CRITICAL: Style = AnsiColor::Red.on_default().bold();
+pub const WARNING: Style = AnsiColor::Yellow.on_default().bold();
+pub const INFO: Style = AnsiColor::Cyan.on_default();
+pub const GOOD: Style = AnsiColor::Green.on_default().bold();
+
+/// Write to stdout (colour stripped where it should be); a reader that went away is not an error.
+pub fn print_stdout(text: &str) -> io::Result<()> {
+    let mut out = anstream::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// `keyrotate: <what went wrong>` and one `hint:` line, on stderr.
+pub fn print_error(err: &anyhow::Error) {
+    let mut stderr = anstream::stderr().lock();
+    let _ = writeln!(stderr, "keyrotate: {}", error_chain(err));
+    let _ = writeln!(stderr, "hint: {}", hint_for(err));
+}
+
+/// The error and its causes joined by `: `, with I/O errors in plain words (no `os error N`)
+/// and a cause already spelled out by its parent not repeated.
+fn error_chain(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = match cause.downcast_ref::<io::Error>() {
+            Some(io) => keyrotate::inventory::io_reason(io),
+            None => cause.to_string(),
+        };
+        if !parts.last().is_some_and(|last| last.ends_with(&text)) {
+            parts.push(text);
+        }
+    }
+    keyrotate::keyfile::sanitize(&parts.join(": "))
+}
+
+fn hint_for(err: &anyhow::Error) -> String {
+    for cause in err.chain() {
+        if let Some(user) = cause.downcast_ref::<UserError>() {
+            return user.hint.clone();
+        }
+        if let Some(inventory) = cause.downcast_ref::<keyrotate::inventory::InventoryError>() {
+            return inventory.hint();
+        }
+    }
+    for cause in err.chain() {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::PermissionDenied => {
+                    "check the owner and permissions of the file named above (`ls -l`)".to_string()
+                }
+                io::ErrorKind::NotFound => "check that the path named above exists".to_string(),
+                _ => "check the file named above and the disk it is on, then try again".to_string(),
+            };
+        }
+    }
+    "run `keyrotate --help` for usage".to_string()
+}
