@@ -1,0 +1,134 @@
+//! The command-line surface every subcommand shares: help, version, exit codes, error format.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn help_lists_every_subcommand_and_the_global_options() {
+    let out = Command::new(bin())
+        .env_remove("HOME")
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "check",
+        "backup",
+        "restore",
+        "generate",
+        "rotate",
+        "--ssh-dir",
+        "--json",
+        "--quiet",
+        "--color",
+    ] {
+        assert!(text.contains(word), "--help lacks {word}:\n{text}");
+    }
+    assert!(text.contains("Exit codes"), "{text}");
+}
+
+#[test]
+fn every_subcommand_has_help_even_without_a_home() {
+    for sub in ["check", "backup", "restore", "generate", "rotate"] {
+        let out = Command::new(bin())
+            .env_remove("HOME")
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("--ssh-dir"),
+            "{sub}"
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let out = Command::new(bin()).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("keyrotate {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn subcommands_not_built_yet_refuse_cleanly_with_exit_2() {
+    let (_tmp, ssh) = ssh_dir_copy(None);
+    for args in [
+        &["backup"][..],
+        &["restore", "20260101T000000Z"],
+        &["generate"],
+        &["rotate", "--json"],
+    ] {
+        let out = keyrotate(&ssh).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: nothing on stdout, not even with --json"
+        );
+        let err = String::from_utf8(out.stderr).unwrap();
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 2, "{err}");
+        assert!(lines[0].starts_with("keyrotate: `keyrotate "), "{err}");
+        assert!(lines[1].starts_with("hint: "), "{err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&ssh).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["check", "--max-age", "soon"][..],
+        &["frobnicate"],
+        &["check", "--color", "pink"],
+        &[],
+    ] {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn an_empty_ssh_dir_is_refused() {
+    // (An empty KEYROTATE_SSH_DIR counts as unset, as clap and most tools treat empty variables.)
+    let out = Command::new(bin())
+        .args(["--ssh-dir", "", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--ssh-dir"), "{err}");
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let (_tmp, ssh) = ssh_dir_copy(Some(fixture_dir()));
+    // `keyrotate check | head -1`: the reader goes away early.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --ssh-dir '{}' check | head -c 10 >/dev/null; echo \"${{PIPESTATUS:-}}\"",
+            bin().display(),
+            ssh.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+}

@@ -1,0 +1,326 @@
+//! Helpers shared by the integration tests: run the real binary, make real keys with `ssh-keygen`,
+//! and read back what `ssh-keygen -l` says about them.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_keyrotate"))
+}
+
+/// The binary with a clean environment for `ssh_dir`: no colour, no inherited SSH dir.
+pub fn keyrotate(ssh_dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(bin());
+    cmd.env_remove("KEYROTATE_SSH_DIR")
+        .env_remove("CLICOLOR_FORCE")
+        .env("NO_COLOR", "1")
+        .arg("--ssh-dir")
+        .arg(ssh_dir)
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+/// Run `check --json` and return the document and exit code; fails on anything but 0 or 1.
+pub fn check_json(ssh_dir: &Path, extra: &[&str]) -> (serde_json::Value, i32) {
+    let out = keyrotate(ssh_dir)
+        .arg("check")
+        .arg("--json")
+        .args(extra)
+        .output()
+        .expect("keyrotate runs");
+    let code = out.status.code().expect("exited, not killed");
+    assert!(
+        code == 0 || code == 1,
+        "check exited {code}; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (doc, code)
+}
+
+/// The entry for `path` in a `check --json` document.
+pub fn entry<'a>(doc: &'a serde_json::Value, path: &Path) -> &'a serde_json::Value {
+    let want = path.to_string_lossy();
+    doc["keys"]
+        .as_array()
+        .expect("keys array")
+        .iter()
+        .find(|k| k["path"] == *want)
+        .unwrap_or_else(|| panic!("no entry for {want} in {doc:#}"))
+}
+
+/// The finding codes of an entry (or of the directory when given the whole document), sorted.
+pub fn codes(v: &serde_json::Value) -> Vec<String> {
+    let mut codes: Vec<String> = v["findings"]
+        .as_array()
+        .expect("findings array")
+        .iter()
+        .map(|f| f["code"].as_str().expect("code").to_string())
+        .collect();
+    codes.sort();
+    codes
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What `ssh-keygen -l -E sha256 -f PATH` prints, split into its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeygenL {
+    pub bits: u64,
+    pub fingerprint: String,
+    pub comment: String,
+    /// `RSA`, `ED25519`, ... as in the trailing `(TYPE)`.
+    pub kind: String,
+}
+
+pub fn keygen_l(path: &Path) -> Option<KeygenL> {
+    let out = Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen runs");
+    if !out.status.success() {
+        return None;
+    }
+    let line = String::from_utf8(out.stdout).expect("utf-8");
+    let line = line.lines().next()?.trim();
+    let (rest, kind) = line.rsplit_once(' ')?;
+    let mut parts = rest.splitn(3, ' ');
+    let bits = parts.next()?.parse().ok()?;
+    let fingerprint = parts.next()?.to_string();
+    let comment = parts.next().unwrap_or("").to_string();
+    Some(KeygenL {
+        bits,
+        fingerprint,
+        comment,
+        kind: kind.trim_matches(|c| c == '(' || c == ')').to_string(),
+    })
+}
+
+/// One key to make with ssh-keygen.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    /// `rsa`, `ed25519`, `ecdsa`, `dsa`.
+    pub key_type: &'static str,
+    pub bits: Option<u32>,
+    /// ssh-keygen's `-m`: `RFC4716` (= OpenSSH format for private keys), `PEM`, `PKCS8`.
+    pub format: &'static str,
+    pub passphrase: Option<&'static str>,
+    pub rounds: Option<u32>,
+}
+
+pub const PASSPHRASE: &str = "correct horse battery staple 42";
+
+impl Spec {
+    /// The JSON `format` keyrotate must report.
+    pub fn expected_format(&self) -> &'static str {
+        match (self.key_type, self.format) {
+            // OpenSSH 9.2 writes ed25519 keys in its own format whatever -m says.
+            ("ed25519", _) | (_, "RFC4716") => "openssh",
+            (_, "PEM") => "pem",
+            _ => "pkcs8",
+        }
+    }
+
+    /// The findings keyrotate must report for this key when it is fresh, 0600 and has its .pub.
+    pub fn expected_codes(&self) -> Vec<String> {
+        let mut codes = Vec::new();
+        if self.passphrase.is_none() {
+            codes.push("unencrypted-private-key");
+        }
+        if self.key_type == "dsa" || (self.key_type == "rsa" && self.bits.unwrap_or(3072) < 2048) {
+            codes.push("weak-algorithm");
+        }
+        if self.key_type == "rsa" && (2048..3072).contains(&self.bits.unwrap_or(3072)) {
+            codes.push("weak-key-size");
+        }
+        if self.expected_format() == "pem" {
+            codes.push("legacy-format");
+        }
+        if self.expected_format() == "openssh"
+            && self.passphrase.is_some()
+            && self.rounds.unwrap_or(16) < 16
+        {
+            codes.push("weak-kdf");
+        }
+        let mut codes: Vec<String> = codes.into_iter().map(String::from).collect();
+        codes.sort();
+        codes
+    }
+
+    pub fn comment(&self) -> String {
+        format!("{} test key", self.name)
+    }
+}
+
+pub fn generate(dir: &Path, spec: &Spec) -> PathBuf {
+    let path = dir.join(spec.name);
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args([
+        "-q",
+        "-t",
+        spec.key_type,
+        "-m",
+        spec.format,
+        "-C",
+        &spec.comment(),
+    ])
+    .arg("-N")
+    .arg(spec.passphrase.unwrap_or(""))
+    .arg("-f")
+    .arg(&path);
+    if let Some(bits) = spec.bits {
+        cmd.arg("-b").arg(bits.to_string());
+    }
+    if let Some(rounds) = spec.rounds {
+        cmd.arg("-a").arg(rounds.to_string());
+    }
+    run_ok(&mut cmd);
+    path
+}
+
+/// Every key type, size and format ssh-keygen 9.2 can write, encrypted and not.
+pub fn all_specs() -> &'static [Spec] {
+    static SPECS: OnceLock<Vec<Spec>> = OnceLock::new();
+    SPECS.get_or_init(|| {
+        let types: &[(&str, Option<u32>, &str)] = &[
+            ("rsa", Some(2048), "rsa2048"),
+            ("rsa", Some(3072), "rsa3072"),
+            ("ecdsa", Some(256), "ecdsa256"),
+            ("ecdsa", Some(384), "ecdsa384"),
+            ("ecdsa", Some(521), "ecdsa521"),
+            ("dsa", Some(1024), "dsa"),
+            ("ed25519", None, "ed25519"),
+        ];
+        let formats: &[(&str, &str)] =
+            &[("RFC4716", "openssh"), ("PEM", "pem"), ("PKCS8", "pkcs8")];
+        let mut specs = Vec::new();
+        for &(key_type, bits, tname) in types {
+            for &(format, fname) in formats {
+                if key_type == "ed25519" && format != "RFC4716" {
+                    continue;
+                }
+                for encrypted in [false, true] {
+                    let name = format!("id_{tname}_{fname}{}", if encrypted { "_enc" } else { "" });
+                    specs.push(Spec {
+                        name: Box::leak(name.into_boxed_str()),
+                        key_type,
+                        bits,
+                        format,
+                        passphrase: encrypted.then_some(PASSPHRASE),
+                        rounds: None,
+                    });
+                }
+            }
+        }
+        for (rounds, name) in [(8, "id_ed25519_rounds8"), (100, "id_ed25519_rounds100")] {
+            specs.push(Spec {
+                name,
+                key_type: "ed25519",
+                bits: None,
+                format: "RFC4716",
+                passphrase: Some(PASSPHRASE),
+                rounds: Some(rounds),
+            });
+        }
+        specs
+    })
+}
+
+/// A directory holding every key of [`all_specs`], made once per test binary (RSA is slow).
+/// Tests copy it before changing anything.
+pub fn fixture_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // Under target/ (cargo clean removes it), one per test process.
+        let dir = tempfile::Builder::new()
+            .prefix("keys-fixture-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("tempdir")
+            .keep();
+        std::thread::scope(|scope| {
+            for chunk in all_specs().chunks(all_specs().len().div_ceil(4)) {
+                let dir = &dir;
+                scope.spawn(move || {
+                    for spec in chunk {
+                        generate(dir, spec);
+                    }
+                });
+            }
+        });
+        dir
+    })
+}
+
+/// A fresh SSH directory (mode 0700) inside a temp dir, optionally filled from `from`.
+pub fn ssh_dir_copy(from: Option<&Path>) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ssh = tmp.path().join(".ssh");
+    fs::create_dir(&ssh).expect("mkdir");
+    set_mode(&ssh, 0o700);
+    if let Some(from) = from {
+        for entry in fs::read_dir(from).expect("read fixture") {
+            let entry = entry.expect("entry");
+            let dest = ssh.join(entry.file_name());
+            fs::copy(entry.path(), &dest).expect("copy");
+            let mtime = fs::metadata(entry.path()).unwrap().modified().unwrap();
+            set_mtime(&dest, mtime);
+        }
+    }
+    (tmp, ssh)
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+pub fn set_mtime(path: &Path, time: std::time::SystemTime) {
+    let file = fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open for mtime");
+    file.set_modified(time).expect("set mtime");
+}
+
+pub fn days_ago(days: u64) -> std::time::SystemTime {
+    std::time::SystemTime::now() - Duration::from_secs(days * 86_400 + 3_600)
+}
+
+/// `date -u` formatting of a file's mtime, as RFC 3339 — computed by a tool other than ours.
+pub fn rfc3339_mtime(path: &Path) -> String {
+    let out = run_ok(
+        Command::new("date")
+            .arg("-u")
+            .arg("-r")
+            .arg(path)
+            .arg("+%Y-%m-%dT%H:%M:%SZ"),
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+pub fn is_root() -> bool {
+    let out = run_ok(Command::new("id").arg("-u"));
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
