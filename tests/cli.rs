@@ -114,21 +114,35 @@ fn an_empty_ssh_dir_is_refused() {
 
 #[test]
 fn a_closed_stdout_is_not_a_crash() {
-    let (_tmp, ssh) = ssh_dir_copy(Some(fixture_dir()));
-    // `keyrotate check | head -1`: the reader goes away early.
-    let out = Command::new("sh")
+    // `keyrotate check | head -c 10`: the reader goes away early. The report must be larger than
+    // a pipe buffer (64 KiB) so that the write really fails with EPIPE.
+    let (_tmp, ssh) = ssh_dir_copy(None);
+    for copy in 0..6 {
+        for entry in std::fs::read_dir(fixture_dir()).unwrap() {
+            let entry = entry.unwrap();
+            let name = format!("c{copy}_{}", entry.file_name().to_string_lossy());
+            std::fs::copy(entry.path(), ssh.join(name)).unwrap();
+        }
+    }
+    let full = keyrotate(&ssh).arg("check").output().unwrap();
+    assert!(
+        full.stdout.len() > 128 * 1024,
+        "report is only {} bytes",
+        full.stdout.len()
+    );
+    let out = Command::new("bash")
         .arg("-c")
-        .arg(format!(
-            "'{}' --ssh-dir '{}' check | head -c 10 >/dev/null; echo \"${{PIPESTATUS:-}}\"",
-            bin().display(),
-            ssh.display()
-        ))
+        .arg(r#""$0" --ssh-dir "$1" check | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}""#)
+        .arg(bin())
+        .arg(&ssh)
+        .env("NO_COLOR", "1")
         .output()
         .unwrap();
-    assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !err.contains("panicked") && !err.contains("internal error"),
         "{err}"
     );
+    // Findings were made, so the exit code is still check's own: 1.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{err}");
 }
