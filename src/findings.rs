@@ -202,18 +202,17 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 ),
             ));
         }
-        if let Some(Kdf::Bcrypt { rounds }) = facts.kdf {
-            if *rounds < 16 {
-                out.push(Finding::new(
-                    Code::WeakKdf,
-                    format!(
-                        "The passphrase is stretched with only {rounds} bcrypt rounds (OpenSSH's \
-                         default is 16), so a stolen copy is cheaper to crack. Replace it with \
-                         `{}`.",
-                        rotate_hint(path)
-                    ),
-                ));
-            }
+        if let Some(Kdf::Bcrypt { rounds }) = facts.kdf
+            && *rounds < 16
+        {
+            out.push(Finding::new(
+                Code::WeakKdf,
+                format!(
+                    "The passphrase is stretched with only {rounds} bcrypt rounds (OpenSSH's \
+                     default is 16), so a stolen copy is cheaper to crack. Replace it with `{}`.",
+                    rotate_hint(path)
+                ),
+            ));
         }
         if facts.format == Format::Pem {
             let kdf_note = if facts.kdf == Some(&Kdf::PemMd5) {

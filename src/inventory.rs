@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, Metadata};
-use std::io::{self, Read};
+use std::fs::{self, Metadata};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::findings::{self, Code, Finding, KeyFacts, Policy, Severity};
+use crate::fsio::{self, Bounded};
 use crate::keyfile::{
     self, Format, Kdf, KeyAlgorithm, KeyFile, MAX_KEY_FILE_SIZE, Protection, PublicInfo, Recognised,
 };
@@ -337,7 +338,7 @@ fn scan_entry(name: OsString, path: PathBuf) -> Option<Scanned> {
         let reason = too_large(meta.len());
         return unreadable(meta, symlink_target, reason, NextStep::MoveAway);
     }
-    let content = match read_bounded(&path) {
+    let content = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => match keyfile::recognise(&bytes) {
             Recognised::Key(key) => Content::Key(key),
             Recognised::Broken(broken) => Content::Broken(broken),
@@ -427,38 +428,6 @@ pub fn unix_mode(meta: &Metadata) -> Option<u32> {
         let _ = meta;
         None
     }
-}
-
-enum Bounded {
-    Bytes(Vec<u8>),
-    NotRegular,
-    TooLarge(u64),
-}
-
-/// Read a whole key file, refusing anything that is not a regular file or is over the size cap.
-fn read_bounded(path: &Path) -> io::Result<Bounded> {
-    let mut options = fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Non-blocking: if the file was swapped for a FIFO since we looked, open must not hang.
-        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
-    }
-    let file: File = options.open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Ok(Bounded::NotRegular);
-    }
-    if meta.len() > MAX_KEY_FILE_SIZE {
-        return Ok(Bounded::TooLarge(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_KEY_FILE_SIZE + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_KEY_FILE_SIZE {
-        return Ok(Bounded::TooLarge(bytes.len() as u64));
-    }
-    Ok(Bounded::Bytes(bytes))
 }
 
 fn age_days(modified: SystemTime, now: SystemTime) -> u64 {

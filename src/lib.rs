@@ -6,11 +6,17 @@
 //! - [`keyfile`]: recognise and parse every key format, without a passphrase.
 //! - [`inventory`]: scan an SSH directory, pair keys with their `.pub`, collect findings.
 //! - [`findings`]: the policy, from a key's facts to findings with stable codes.
-//! - [`timefmt`]: the timestamps keyrotate prints and names files with.
+//! - [`backup`]: the backup store: verified timestamped sets, listing, restore.
+//! - [`fsio`]: the only module that writes files (born private, fsynced, atomic replacement).
+//! - [`lock`]: one keyrotate at a time per SSH directory.
+//! - [`timefmt`]: the timestamps keyrotate prints.
 
 #![forbid(unsafe_code)]
 
+pub mod backup;
 pub mod findings;
+pub mod fsio;
 pub mod inventory;
 pub mod keyfile;
+pub mod lock;
 pub mod timefmt;

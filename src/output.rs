@@ -49,6 +49,11 @@ pub fn print_stdout(text: &str) -> io::Result<()> {
     }
 }
 
+/// A diagnostic that is not an error, on stderr.
+pub fn print_note(text: &str) {
+    let _ = writeln!(anstream::stderr().lock(), "note: {text}");
+}
+
 /// `keyrotate: <what went wrong>` and one `hint:` line, on stderr.
 pub fn print_error(err: &anyhow::Error) {
     let mut stderr = anstream::stderr().lock();
@@ -79,6 +84,12 @@ fn hint_for(err: &anyhow::Error) -> String {
         }
         if let Some(inventory) = cause.downcast_ref::<keyrotate::inventory::InventoryError>() {
             return inventory.hint();
+        }
+        if let Some(backup) = cause.downcast_ref::<keyrotate::backup::BackupError>() {
+            return backup.hint();
+        }
+        if let Some(lock) = cause.downcast_ref::<keyrotate::lock::LockError>() {
+            return lock.hint();
         }
     }
     for cause in err.chain() {

@@ -1,6 +1,8 @@
 //! One module per subcommand: resolve paths and the clock, call the library, print.
 
+mod backup;
 mod check;
+mod restore;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,8 +35,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let ctx = Context::new(&cli.global)?;
     match cli.command {
         Command::Check(args) => check::run(&ctx, &args),
-        Command::Backup(_) => not_yet("backup"),
-        Command::Restore(_) => not_yet("restore"),
+        Command::Backup(args) => backup::run(&ctx, &args),
+        Command::Restore(args) => restore::run(&ctx, &args),
         Command::Generate(_) => not_yet("generate"),
         Command::Rotate(_) => not_yet("rotate"),
     }

@@ -1,0 +1,965 @@
+//! The backup store `<ssh-dir>/key_backup/`: timestamped sets that are created fresh every time,
+//! never written into twice, verified byte for byte, and listed with their verification state;
+//! and `restore`, which saves whatever it replaces before putting keys back.
+//!
+//! A set is made like this: `mkdir` the set (exclusive, 0700) → write an `INCOMPLETE` marker →
+//! copy each file (new file, fsync, read back, compare) → write `SHA256SUMS` → fsync → remove the
+//! marker → fsync the set and the store. A set interrupted at any point either is removed or keeps
+//! its marker, so it can never pass for a good one.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use ssh_key::sha2::{Digest, Sha256};
+
+use crate::findings::shell_path;
+use crate::fsio::{self, Bounded, FileSpec};
+use crate::inventory::io_reason;
+use crate::keyfile::{self, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
+
+/// The store's directory name inside the SSH directory.
+pub const STORE_NAME: &str = "key_backup";
+/// The checksum file of a set, in `sha256sum` format.
+pub const SUMS_NAME: &str = "SHA256SUMS";
+/// Present while a set is being written; a set that still has it is incomplete.
+pub const INCOMPLETE_MARKER: &str = "INCOMPLETE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{} is a symbolic link (to {}); keyrotate never writes through a link", .path.display(), .target.display())]
+    StoreIsSymlink { path: PathBuf, target: PathBuf },
+    #[error("{} is owned by another user (uid {uid}), so keyrotate will not keep keys in it", .path.display())]
+    StoreNotOwned { path: PathBuf, uid: u32 },
+    #[error("{} is not a directory", .path.display())]
+    StoreNotADirectory { path: PathBuf },
+    #[error("there is no SSH directory at {}", .path.display())]
+    NoSshDir { path: PathBuf },
+    #[error("cannot back up {}: {reason}", .path.display())]
+    Source { path: PathBuf, reason: String },
+    #[error("there is no key {} (looked for {})", .key, .path.display())]
+    NoSuchKey {
+        key: String,
+        path: PathBuf,
+        available: Vec<String>,
+    },
+    #[error("two of the files to back up are named {name}: {} and {}", .first.display(), .second.display())]
+    NameClash {
+        name: String,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("could not write {}: {reason}", .path.display())]
+    Write { path: PathBuf, reason: String },
+    #[error("the copy {} does not match its original {} when read back", .dest.display(), .source_path.display())]
+    Mismatch { source_path: PathBuf, dest: PathBuf },
+    #[error("there is no backup set named {name} in {}", .store.display())]
+    UnknownSet {
+        name: String,
+        store: PathBuf,
+        available: Vec<String>,
+    },
+    #[error("backup set {} holds no key named {key}", .set.display())]
+    UnknownKey {
+        set: PathBuf,
+        key: String,
+        available: Vec<String>,
+    },
+    #[error("backup set {} is incomplete: it was interrupted while being written", .set.display())]
+    SetIncomplete { set: PathBuf },
+    #[error("backup set {} is damaged: {detail}", .set.display())]
+    SetDamaged { set: PathBuf, detail: String },
+    #[error("cannot restore {}: {reason}", .path.display())]
+    RestoreTarget { path: PathBuf, reason: String },
+    #[error("could not put back {}: {reason}", .path.display())]
+    RestoreWrite {
+        path: PathBuf,
+        reason: String,
+        saved: Option<PathBuf>,
+    },
+    #[error("cannot read {}: {reason}", .path.display())]
+    Read { path: PathBuf, reason: String },
+}
+
+impl BackupError {
+    /// The next step for the user.
+    pub fn hint(&self) -> String {
+        match self {
+            BackupError::StoreIsSymlink { path, .. } => format!(
+                "move the link aside (`mv {p} {p}.link`) and run again: keyrotate then makes a \
+                 private {STORE_NAME} directory",
+                p = shell_path(path)
+            ),
+            BackupError::StoreNotOwned { path, .. } => format!(
+                "move {} aside and run again, or give it back to yourself with `chown`",
+                shell_path(path)
+            ),
+            BackupError::StoreNotADirectory { path } => {
+                format!("move {} aside and run again", shell_path(path))
+            }
+            BackupError::NoSshDir { .. } => {
+                "point --ssh-dir (or KEYROTATE_SSH_DIR) at your SSH directory".to_string()
+            }
+            BackupError::Source { .. } | BackupError::Read { .. } => {
+                "check the file's owner and permissions with `ls -l`, or name the keys to back up \
+                 explicitly: `keyrotate backup KEY...`"
+                    .to_string()
+            }
+            BackupError::NoSuchKey { available, .. } => match available.is_empty() {
+                true => "there are no keys in the SSH directory; see `keyrotate check`".to_string(),
+                false => format!("the keys there are: {}", available.join(", ")),
+            },
+            BackupError::NameClash { .. } => {
+                "back them up in two separate runs of `keyrotate backup`".to_string()
+            }
+            BackupError::Write { .. } | BackupError::Mismatch { .. } => {
+                "your keys were not touched, and the unfinished set was removed (or, failing that, \
+                 is marked INCOMPLETE); check the free space and health of the disk (`df -h`), then \
+                 run again"
+                    .to_string()
+            }
+            BackupError::RestoreWrite { saved, .. } => match saved {
+                Some(saved) => format!(
+                    "that file is unchanged; every file this restore replaced is saved in {}; free \
+                     some space (`df -h`) and run the restore again",
+                    saved.display()
+                ),
+                None => "that file is unchanged; free some space (`df -h`) and run the restore again"
+                    .to_string(),
+            },
+            BackupError::UnknownSet { available, .. } => match available.is_empty() {
+                true => "there are no backup sets yet; make one with `keyrotate backup`".to_string(),
+                false => format!(
+                    "the sets are, newest first: {} (see `keyrotate backup --list`)",
+                    available.join(", ")
+                ),
+            },
+            BackupError::UnknownKey { available, .. } => {
+                format!("the set holds: {}", available.join(", "))
+            }
+            BackupError::SetIncomplete { .. } => {
+                "choose another set from `keyrotate backup --list`".to_string()
+            }
+            BackupError::SetDamaged { .. } => {
+                "restore only the intact keys by naming them (`keyrotate restore SET KEY`), or \
+                 choose another set from `keyrotate backup --list`"
+                    .to_string()
+            }
+            BackupError::RestoreTarget { path, .. } => format!(
+                "move {} out of the way, then run the restore again",
+                shell_path(path)
+            ),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, BackupError>;
+
+fn write_err(path: &Path) -> impl Fn(io::Error) -> BackupError + '_ {
+    move |e| BackupError::Write {
+        path: path.to_path_buf(),
+        reason: io_reason(&e),
+    }
+}
+
+fn read_err(path: &Path) -> impl Fn(io::Error) -> BackupError + '_ {
+    move |e| BackupError::Read {
+        path: path.to_path_buf(),
+        reason: io_reason(&e),
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    base16ct::lower::encode_string(&Sha256::digest(bytes))
+}
+
+/// A file read into memory, ready to be copied into a set.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its name inside the set.
+    pub name: OsString,
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+    pub modified: SystemTime,
+    /// Set when `path` is a symbolic link: the copy holds the content of what it points to.
+    pub symlink_target: Option<PathBuf>,
+}
+
+/// Why a file was left out of a default backup.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Read one file to back up. `Ok(None)` for things that are not key files at all (special files,
+/// files over 1 MiB); errors for files that cannot be read.
+pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skipped>> {
+    let source_err = |e: io::Error| BackupError::Source {
+        path: path.to_path_buf(),
+        reason: io_reason(&e),
+    };
+    let lmeta = fs::symlink_metadata(path).map_err(source_err)?;
+    let symlink_target = if lmeta.file_type().is_symlink() {
+        Some(fs::read_link(path).map_err(source_err)?)
+    } else {
+        None
+    };
+    let skipped = |reason: &str| {
+        Ok(Err(Skipped {
+            path: path.to_path_buf(),
+            reason: reason.to_string(),
+        }))
+    };
+    let bytes = match fsio::read_bounded(path, MAX_KEY_FILE_SIZE).map_err(source_err)? {
+        Bounded::Bytes(bytes) => bytes,
+        Bounded::NotRegular => return skipped("it is not a regular file"),
+        Bounded::TooLarge(_) => return skipped("it is larger than any key file (over 1 MiB)"),
+    };
+    let meta = fs::metadata(path).map_err(source_err)?;
+    Ok(Ok(SourceFile {
+        path: path.to_path_buf(),
+        name: path.file_name().unwrap_or_default().to_os_string(),
+        bytes,
+        mode: file_mode(&meta),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        symlink_target,
+    }))
+}
+
+fn file_mode(meta: &fs::Metadata) -> u32 {
+    crate::inventory::unix_mode(meta).unwrap_or(0o600)
+}
+
+/// One file of a finished set.
+#[derive(Debug, Clone)]
+pub struct BackedUp {
+    pub source: PathBuf,
+    pub dest: PathBuf,
+    pub sha256: String,
+    pub symlink_target: Option<PathBuf>,
+}
+
+/// A finished, verified set.
+#[derive(Debug, Clone)]
+pub struct CreatedSet {
+    pub name: String,
+    pub dir: PathBuf,
+    pub files: Vec<BackedUp>,
+}
+
+/// `<ssh-dir>/key_backup`, checked: a real directory, ours, mode 0700.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The store of `ssh_dir`, created (0700) if missing. Refuses a symlink, a non-directory, or a
+    /// directory owned by someone else; tightens a wider mode (a `mkdir key_backup` made by hand
+    /// is usually 0755) to 0700.
+    pub fn open_or_create(ssh_dir: &Path) -> Result<Self> {
+        if !ssh_dir.is_dir() {
+            return Err(BackupError::NoSshDir {
+                path: ssh_dir.to_path_buf(),
+            });
+        }
+        let root = ssh_dir.join(STORE_NAME);
+        match fs::symlink_metadata(&root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fsio::create_private_dir(&root).map_err(write_err(&root))?;
+                fsio::sync_dir(ssh_dir).map_err(write_err(ssh_dir))?;
+                Ok(Store { root })
+            }
+            Err(e) => Err(read_err(&root)(e)),
+            Ok(meta) => {
+                Self::validate(&root, &meta)?;
+                if crate::inventory::unix_mode(&meta).is_some_and(|m| m & 0o777 != 0o700) {
+                    fsio::set_dir_mode_0700(&root).map_err(write_err(&root))?;
+                }
+                Ok(Store { root })
+            }
+        }
+    }
+
+    /// The store of `ssh_dir` if it exists (checked as for writing, but never changed).
+    pub fn open_existing(ssh_dir: &Path) -> Result<Option<Self>> {
+        let root = ssh_dir.join(STORE_NAME);
+        match fs::symlink_metadata(&root) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(read_err(&root)(e)),
+            Ok(meta) => {
+                Self::validate(&root, &meta)?;
+                Ok(Some(Store { root }))
+            }
+        }
+    }
+
+    fn validate(root: &Path, meta: &fs::Metadata) -> Result<()> {
+        if meta.file_type().is_symlink() {
+            return Err(BackupError::StoreIsSymlink {
+                path: root.to_path_buf(),
+                target: fs::read_link(root).unwrap_or_default(),
+            });
+        }
+        if !meta.is_dir() {
+            return Err(BackupError::StoreNotADirectory {
+                path: root.to_path_buf(),
+            });
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if meta.uid() != fsio::current_uid() {
+                return Err(BackupError::StoreNotOwned {
+                    path: root.to_path_buf(),
+                    uid: meta.uid(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Make a new set holding `files`; every copy is read back and compared before this returns.
+    pub fn create_set(&self, files: &[SourceFile], now: SystemTime) -> Result<CreatedSet> {
+        let mut names: BTreeMap<&OsStr, &Path> = BTreeMap::new();
+        for f in files {
+            if let Some(first) = names.insert(&f.name, &f.path) {
+                return Err(BackupError::NameClash {
+                    name: f.name.to_string_lossy().into_owned(),
+                    first: first.to_path_buf(),
+                    second: f.path.clone(),
+                });
+            }
+        }
+        let (name, dir) = self.make_set_dir(now)?;
+        match self.fill_set(&dir, files) {
+            Ok(backed_up) => Ok(CreatedSet {
+                name,
+                dir,
+                files: backed_up,
+            }),
+            Err(e) => {
+                // Remove what we made; if that fails too, the marker still says "incomplete".
+                let _ = remove_partial_set(&dir, files);
+                let _ = fsio::sync_dir(&self.root);
+                Err(e)
+            }
+        }
+    }
+
+    /// `mkdir` a fresh set directory named after `now` (UTC), with `-2`, `-3`... on collision.
+    fn make_set_dir(&self, now: SystemTime) -> Result<(String, PathBuf)> {
+        let stamp = set_timestamp(now);
+        for n in 1..10_000u32 {
+            let name = if n == 1 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{n}")
+            };
+            let dir = self.root.join(&name);
+            match fsio::create_private_dir(&dir) {
+                Ok(()) => return Ok((name, dir)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(write_err(&dir)(e)),
+            }
+        }
+        Err(BackupError::Write {
+            path: self.root.join(&stamp),
+            reason: "too many backup sets with the same timestamp".to_string(),
+        })
+    }
+
+    fn fill_set(&self, dir: &Path, files: &[SourceFile]) -> Result<Vec<BackedUp>> {
+        let marker = dir.join(INCOMPLETE_MARKER);
+        let note = b"keyrotate was interrupted while writing this backup set; do not trust it.\n";
+        fsio::write_new_file(
+            &marker,
+            FileSpec {
+                bytes: note,
+                mode: 0o600,
+                modified: None,
+            },
+        )
+        .map_err(write_err(&marker))?;
+        fsio::sync_dir(dir).map_err(write_err(dir))?;
+
+        let mut backed_up = Vec::new();
+        let mut sums = Vec::new();
+        for f in files {
+            let dest = dir.join(&f.name);
+            let spec = FileSpec {
+                bytes: &f.bytes,
+                mode: f.mode,
+                modified: Some(f.modified),
+            };
+            fsio::write_new_file(&dest, spec).map_err(write_err(&dest))?;
+            if !fsio::read_back_matches(&dest, &f.bytes).map_err(write_err(&dest))? {
+                return Err(BackupError::Mismatch {
+                    source_path: f.path.clone(),
+                    dest,
+                });
+            }
+            let sha256 = sha256_hex(&f.bytes);
+            sums.extend(sums_line(&sha256, &f.name));
+            backed_up.push(BackedUp {
+                source: f.path.clone(),
+                dest,
+                sha256,
+                symlink_target: f.symlink_target.clone(),
+            });
+        }
+        let sums_path = dir.join(SUMS_NAME);
+        fsio::write_new_file(
+            &sums_path,
+            FileSpec {
+                bytes: &sums,
+                mode: 0o600,
+                modified: None,
+            },
+        )
+        .map_err(write_err(&sums_path))?;
+        if !fsio::read_back_matches(&sums_path, &sums).map_err(write_err(&sums_path))? {
+            return Err(BackupError::Mismatch {
+                source_path: sums_path.clone(),
+                dest: sums_path,
+            });
+        }
+        fsio::sync_dir(dir).map_err(write_err(dir))?;
+        fs::remove_file(&marker).map_err(write_err(&marker))?;
+        fsio::sync_dir(dir).map_err(write_err(dir))?;
+        fsio::sync_dir(&self.root).map_err(write_err(&self.root))?;
+        Ok(backed_up)
+    }
+
+    /// Every set, newest first, each verified against its `SHA256SUMS`.
+    pub fn list(&self) -> Result<Listing> {
+        let mut sets = Vec::new();
+        let mut loose = Vec::new();
+        for entry in fs::read_dir(&self.root).map_err(read_err(&self.root))? {
+            let entry = entry.map_err(read_err(&self.root))?;
+            let name = entry.file_name();
+            let path = entry.path();
+            let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            match (is_dir, parse_set_name(&name)) {
+                (true, Some(order)) => sets.push((order, inspect_set(&path)?)),
+                _ => loose.push(path),
+            }
+        }
+        sets.sort_by(|a, b| b.0.cmp(&a.0));
+        loose.sort();
+        Ok(Listing {
+            root: self.root.clone(),
+            sets: sets.into_iter().map(|(_, s)| s).collect(),
+            loose,
+        })
+    }
+
+    /// The set called `name`, verified.
+    pub fn find(&self, name: &str) -> Result<SetInfo> {
+        let plain = !name.is_empty()
+            && name != "."
+            && name != ".."
+            && !name.contains(['/', '\\'])
+            && parse_set_name(OsStr::new(name)).is_some();
+        let path = self.root.join(name);
+        let exists = plain && fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if !exists {
+            let available = self
+                .list()
+                .map(|l| l.sets.into_iter().map(|s| s.name).collect())
+                .unwrap_or_default();
+            return Err(BackupError::UnknownSet {
+                name: name.to_string(),
+                store: self.root.clone(),
+                available,
+            });
+        }
+        inspect_set(&path)
+    }
+}
+
+/// `20261121T101500Z`.
+pub fn set_timestamp(now: SystemTime) -> String {
+    let ts = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.strftime("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Sort key of a set name (`<timestamp>` or `<timestamp>-<n>`), `None` for other names.
+fn parse_set_name(name: &OsStr) -> Option<(String, u32)> {
+    let name = name.to_str()?;
+    let (stamp, n) = match name.split_once('-') {
+        Some((stamp, n)) => (stamp, n.parse::<u32>().ok().filter(|&n| n >= 2)?),
+        None => (name, 1),
+    };
+    let b = stamp.as_bytes();
+    let shape = b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit);
+    shape.then(|| (stamp.to_string(), n))
+}
+
+/// One line of `SHA256SUMS`, escaped the way GNU `sha256sum` escapes awkward names.
+fn sums_line(sha256: &str, name: &OsStr) -> Vec<u8> {
+    let raw = name.as_encoded_bytes();
+    let needs_escape = raw.iter().any(|&b| b == b'\\' || b == b'\n' || b == b'\r');
+    let mut line = Vec::new();
+    if needs_escape {
+        line.push(b'\\');
+    }
+    line.extend_from_slice(sha256.as_bytes());
+    line.extend_from_slice(b"  ");
+    for &b in raw {
+        match (needs_escape, b) {
+            (true, b'\\') => line.extend_from_slice(b"\\\\"),
+            (true, b'\n') => line.extend_from_slice(b"\\n"),
+            (true, b'\r') => line.extend_from_slice(b"\\r"),
+            _ => line.push(b),
+        }
+    }
+    line.push(b'\n');
+    line
+}
+
+/// Parse `SHA256SUMS`: (name, sha256) pairs, or `None` when a line is malformed.
+fn parse_sums(bytes: &[u8]) -> Option<Vec<(OsString, String)>> {
+    let mut out = Vec::new();
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let (escaped, line) = match line.strip_prefix(b"\\") {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        if line.len() < 66 || !line[..64].iter().all(u8::is_ascii_hexdigit) || line[64] != b' ' {
+            return None;
+        }
+        if line[65] != b' ' && line[65] != b'*' {
+            return None;
+        }
+        let mut name = Vec::new();
+        let mut raw = line[66..].iter();
+        while let Some(&b) = raw.next() {
+            if escaped && b == b'\\' {
+                match raw.next() {
+                    Some(b'\\') => name.push(b'\\'),
+                    Some(b'n') => name.push(b'\n'),
+                    Some(b'r') => name.push(b'\r'),
+                    _ => return None,
+                }
+            } else {
+                name.push(b);
+            }
+        }
+        let sha = String::from_utf8(line[..64].to_ascii_lowercase()).ok()?;
+        // Names come from our own directory listing; only valid OS strings get this far.
+        let name = os_string_from_bytes(name)?;
+        out.push((name, sha));
+    }
+    Some(out)
+}
+
+#[cfg(unix)]
+fn os_string_from_bytes(bytes: Vec<u8>) -> Option<OsString> {
+    use std::os::unix::ffi::OsStringExt;
+    Some(OsString::from_vec(bytes))
+}
+
+#[cfg(not(unix))]
+fn os_string_from_bytes(bytes: Vec<u8>) -> Option<OsString> {
+    String::from_utf8(bytes).ok().map(OsString::from)
+}
+
+fn remove_partial_set(dir: &Path, files: &[SourceFile]) -> io::Result<()> {
+    for f in files {
+        let _ = fs::remove_file(dir.join(&f.name));
+    }
+    let _ = fs::remove_file(dir.join(SUMS_NAME));
+    fs::remove_file(dir.join(INCOMPLETE_MARKER))?;
+    fs::remove_dir(dir)
+}
+
+/// The state of a set, as `--list` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SetState {
+    /// Every file matches `SHA256SUMS`.
+    Verified,
+    /// A file is missing, changed, or unlisted, or `SHA256SUMS` is unreadable.
+    Damaged,
+    /// Its writing was interrupted (the `INCOMPLETE` marker is still there).
+    Incomplete,
+}
+
+/// One file of a set.
+#[derive(Debug, Clone)]
+pub struct SetFile {
+    pub name: OsString,
+    pub path: PathBuf,
+    /// From `SHA256SUMS`.
+    pub expected_sha256: Option<String>,
+    /// `None` when the file could not be read.
+    pub actual_sha256: Option<String>,
+    pub bytes: Option<Vec<u8>>,
+    pub mode: u32,
+    pub modified: SystemTime,
+    pub key: Option<PublicInfo>,
+    pub private: bool,
+}
+
+impl SetFile {
+    pub fn intact(&self) -> bool {
+        self.expected_sha256.is_some() && self.expected_sha256 == self.actual_sha256
+    }
+}
+
+/// A set as found on disk.
+#[derive(Debug, Clone)]
+pub struct SetInfo {
+    pub name: String,
+    pub dir: PathBuf,
+    pub state: SetState,
+    /// What is wrong, one sentence each (empty when verified).
+    pub problems: Vec<String>,
+    pub files: Vec<SetFile>,
+}
+
+impl SetInfo {
+    pub fn file_names(&self) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|f| f.name.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+/// The whole store, as `--list` shows it.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub root: PathBuf,
+    /// Newest first.
+    pub sets: Vec<SetInfo>,
+    /// Files and directories in the store that are not sets (e.g. a manual `cp id_rsa* key_backup`).
+    pub loose: Vec<PathBuf>,
+}
+
+fn inspect_set(dir: &Path) -> Result<SetInfo> {
+    let name = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let mut problems = Vec::new();
+    let incomplete = fs::symlink_metadata(dir.join(INCOMPLETE_MARKER)).is_ok();
+    let listed = match fsio::read_bounded(&dir.join(SUMS_NAME), MAX_KEY_FILE_SIZE) {
+        Ok(Bounded::Bytes(bytes)) => match parse_sums(&bytes) {
+            Some(listed) => listed,
+            None => {
+                problems.push(format!("{SUMS_NAME} is malformed"));
+                Vec::new()
+            }
+        },
+        Ok(_) => {
+            problems.push(format!("{SUMS_NAME} is not a regular file"));
+            Vec::new()
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if !incomplete {
+                problems.push(format!("{SUMS_NAME} is missing"));
+            }
+            Vec::new()
+        }
+        Err(e) => {
+            problems.push(format!("{SUMS_NAME} cannot be read ({})", io_reason(&e)));
+            Vec::new()
+        }
+    };
+    let expected: BTreeMap<OsString, String> = listed.into_iter().collect();
+    let mut present: Vec<OsString> = Vec::new();
+    for entry in fs::read_dir(dir).map_err(read_err(dir))? {
+        let entry = entry.map_err(read_err(dir))?;
+        let n = entry.file_name();
+        if n != SUMS_NAME && n != INCOMPLETE_MARKER {
+            present.push(n);
+        }
+    }
+    for n in expected.keys() {
+        if !present.contains(n) {
+            problems.push(format!("{} is missing", n.to_string_lossy()));
+        }
+    }
+    present.sort();
+    let mut files = Vec::new();
+    for n in present {
+        let path = dir.join(&n);
+        let (bytes, reason) = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
+            Ok(Bounded::Bytes(b)) => (Some(b), None),
+            Ok(_) => (None, Some("is not a regular key file".to_string())),
+            Err(e) => (None, Some(format!("cannot be read ({})", io_reason(&e)))),
+        };
+        let meta = fs::symlink_metadata(&path).ok();
+        let actual_sha256 = bytes.as_deref().map(sha256_hex);
+        let expected_sha256 = expected.get(&n).cloned();
+        let shown = n.to_string_lossy();
+        if let Some(reason) = reason {
+            problems.push(format!("{shown} {reason}"));
+        } else if expected_sha256.is_none() {
+            if !incomplete {
+                problems.push(format!("{shown} is not listed in {SUMS_NAME}"));
+            }
+        } else if expected_sha256 != actual_sha256 {
+            problems.push(format!("{shown} does not match {SUMS_NAME}"));
+        }
+        let (key, private) = match bytes.as_deref().map(keyfile::recognise) {
+            Some(Recognised::Key(k)) => (k.public.clone(), k.private),
+            Some(Recognised::Broken(b)) => (None, b.private != Some(false)),
+            _ => (None, true),
+        };
+        files.push(SetFile {
+            name: n,
+            path,
+            expected_sha256,
+            actual_sha256,
+            bytes,
+            mode: meta.as_ref().map_or(0o600, file_mode),
+            modified: meta
+                .and_then(|m| m.modified().ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            key,
+            private,
+        });
+    }
+    let state = if incomplete {
+        SetState::Incomplete
+    } else if problems.is_empty() {
+        SetState::Verified
+    } else {
+        SetState::Damaged
+    };
+    Ok(SetInfo {
+        name,
+        dir: dir.to_path_buf(),
+        state,
+        problems,
+        files,
+    })
+}
+
+/// One file `restore` will put back.
+#[derive(Debug, Clone)]
+pub struct RestoreItem {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub sha256: String,
+    /// The live file already holds exactly these bytes: nothing to do.
+    pub unchanged: bool,
+    /// A live file (or symlink) will be replaced; it is saved first.
+    pub replaces: bool,
+}
+
+/// What `restore` did.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub set: SetInfo,
+    pub saved: Option<CreatedSet>,
+    pub items: Vec<RestoreItem>,
+}
+
+/// The files of `set` that `keys` name (a key brings its pair), or every file.
+fn select_files<'a>(set: &'a SetInfo, keys: &[OsString]) -> Result<Vec<&'a SetFile>> {
+    if keys.is_empty() {
+        return Ok(set.files.iter().collect());
+    }
+    let mut chosen: Vec<&SetFile> = Vec::new();
+    for key in keys {
+        let find = |n: &OsStr| set.files.iter().find(|f| f.name == n);
+        let Some(file) = find(key) else {
+            return Err(BackupError::UnknownKey {
+                set: set.dir.clone(),
+                key: key.to_string_lossy().into_owned(),
+                available: set.file_names(),
+            });
+        };
+        let mut pair = key.clone();
+        pair.push(".pub");
+        let partner = match key.as_encoded_bytes().strip_suffix(b".pub") {
+            Some(_) => find(Path::new(key).with_extension("").as_os_str()),
+            None => find(&pair),
+        };
+        for f in std::iter::once(file).chain(partner) {
+            if !chosen.iter().any(|c| c.name == f.name) {
+                chosen.push(f);
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// Put the keys of set `set_name` back into `ssh_dir`, saving first whatever they replace.
+pub fn restore(
+    store: &Store,
+    ssh_dir: &Path,
+    set_name: &str,
+    keys: &[OsString],
+    now: SystemTime,
+) -> Result<Restored> {
+    let set = store.find(set_name)?;
+    if set.state == SetState::Incomplete {
+        return Err(BackupError::SetIncomplete { set: set.dir });
+    }
+    let chosen = select_files(&set, keys)?;
+    for f in &chosen {
+        if !f.intact() {
+            let detail = set
+                .problems
+                .iter()
+                .find(|p| p.starts_with(&*f.name.to_string_lossy()))
+                .cloned()
+                .unwrap_or_else(|| {
+                    format!("{} does not match {SUMS_NAME}", f.name.to_string_lossy())
+                });
+            return Err(BackupError::SetDamaged {
+                set: set.dir.clone(),
+                detail,
+            });
+        }
+    }
+
+    // Look at every target before changing anything.
+    let mut items = Vec::new();
+    let mut to_save = Vec::new();
+    for f in &chosen {
+        let to = ssh_dir.join(&f.name);
+        let bytes = f.bytes.as_deref().unwrap_or_default();
+        let (unchanged, replaces) = match fs::symlink_metadata(&to) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (false, false),
+            Err(e) => {
+                return Err(BackupError::RestoreTarget {
+                    path: to,
+                    reason: io_reason(&e),
+                });
+            }
+            Ok(meta) if meta.is_dir() => {
+                return Err(BackupError::RestoreTarget {
+                    path: to,
+                    reason: "a directory has that name".to_string(),
+                });
+            }
+            Ok(meta) => {
+                let is_link = meta.file_type().is_symlink();
+                match read_source(&to)? {
+                    Ok(live) => {
+                        // Identical content (even through a symlink) needs no restoring.
+                        let same = live.bytes == bytes;
+                        if !same {
+                            to_save.push(live);
+                        }
+                        (same, !same)
+                    }
+                    // A dangling link or special file: nothing to save, but never write through it.
+                    Err(_) if is_link => (false, true),
+                    Err(skipped) => {
+                        return Err(BackupError::RestoreTarget {
+                            path: to,
+                            reason: skipped.reason,
+                        });
+                    }
+                }
+            }
+        };
+        items.push(RestoreItem {
+            from: f.path.clone(),
+            to,
+            sha256: f.actual_sha256.clone().unwrap_or_default(),
+            unchanged,
+            replaces,
+        });
+    }
+
+    let saved = match to_save.is_empty() {
+        true => None,
+        false => Some(store.create_set(&to_save, now)?),
+    };
+    for (item, f) in items.iter().zip(&chosen) {
+        if item.unchanged {
+            continue;
+        }
+        let spec = FileSpec {
+            bytes: f.bytes.as_deref().unwrap_or_default(),
+            // Private keys go back 0600 whatever they were; public keys keep their mode.
+            mode: if f.private { 0o600 } else { f.mode },
+            modified: Some(f.modified),
+        };
+        let restore_err = |e: io::Error| BackupError::RestoreWrite {
+            path: item.to.clone(),
+            reason: io_reason(&e),
+            saved: saved.as_ref().map(|s| s.dir.clone()),
+        };
+        fsio::replace_atomically(&item.to, spec).map_err(restore_err)?;
+    }
+    fsio::sync_dir(ssh_dir).map_err(|e| BackupError::RestoreWrite {
+        path: ssh_dir.to_path_buf(),
+        reason: io_reason(&e),
+        saved: saved.as_ref().map(|s| s.dir.clone()),
+    })?;
+    Ok(Restored { set, saved, items })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_names_sort_by_time_then_suffix() {
+        let order = |s: &str| parse_set_name(OsStr::new(s));
+        assert!(order("20261121T101500Z-10") > order("20261121T101500Z-2"));
+        assert!(order("20261121T101500Z-2") > order("20261121T101500Z"));
+        assert!(order("20261121T101501Z") > order("20261121T101500Z-99"));
+        for bad in [
+            "",
+            "notes",
+            "20261121T101500Z-1",
+            "20261121T101500Z-x",
+            "2026112T101500Z",
+            "../x",
+        ] {
+            assert_eq!(order(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sums_lines_round_trip_awkward_names() {
+        let sha = sha256_hex(b"x");
+        for name in [
+            "id_rsa",
+            "with space",
+            "back\\slash",
+            "new\nline",
+            "cr\rhere",
+        ] {
+            let line = sums_line(&sha, OsStr::new(name));
+            let parsed = parse_sums(&line).expect("parses");
+            assert_eq!(parsed, vec![(OsString::from(name), sha.clone())], "{name}");
+        }
+        assert_eq!(
+            sums_line(&sha, OsStr::new("id_rsa")),
+            format!("{sha}  id_rsa\n").into_bytes()
+        );
+        assert!(parse_sums(b"nothex  id_rsa\n").is_none());
+    }
+
+    #[test]
+    fn timestamps_are_compact_utc() {
+        let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_255_200);
+        assert_eq!(set_timestamp(t), "20261121T100000Z");
+    }
+}

@@ -1,0 +1,115 @@
+//! `keyrotate restore SET [KEY...]`.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Result;
+use keyrotate::backup::{self, BackupError, Restored, Store};
+use keyrotate::keyfile::sanitize;
+use keyrotate::lock;
+
+use super::Context;
+use crate::cli::RestoreArgs;
+use crate::output::{self, UserError};
+
+pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
+    let mut keys: Vec<OsString> = Vec::new();
+    for key in &args.keys {
+        if key.components().count() != 1 || key.file_name().is_none() {
+            return Err(UserError::new(
+                format!("{} is a path; restore takes the names of files in the set", key.display()),
+                format!(
+                    "name the keys as `keyrotate backup --list` shows them, e.g. `keyrotate restore {} id_rsa`",
+                    args.set
+                ),
+            )
+            .into());
+        }
+        keys.push(key.as_os_str().to_owned());
+    }
+    let unknown = || BackupError::UnknownSet {
+        name: args.set.clone(),
+        store: ctx.ssh_dir.join(backup::STORE_NAME),
+        available: Vec::new(),
+    };
+    if !ctx.ssh_dir.is_dir() {
+        return Err(unknown().into());
+    }
+    let _lock = lock::lock_ssh_dir(&ctx.ssh_dir)?;
+    let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
+    let restored = backup::restore(&store, &ctx.ssh_dir, &args.set, &keys, SystemTime::now())?;
+    print(ctx, &restored)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn action(item: &backup::RestoreItem) -> &'static str {
+    match (item.unchanged, item.replaces) {
+        (true, _) => "unchanged",
+        (false, true) => "replaced",
+        (false, false) => "restored",
+    }
+}
+
+fn print(ctx: &Context, restored: &Restored) -> Result<()> {
+    if ctx.json {
+        let files: Vec<serde_json::Value> = restored
+            .items
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "source": i.from.to_string_lossy(),
+                    "dest": i.to.to_string_lossy(),
+                    "sha256": i.sha256,
+                    "action": action(i),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "backup_dir": restored.set.dir.to_string_lossy(),
+            "saved_dir": restored.saved.as_ref().map(|s| s.dir.to_string_lossy()),
+            "files": files,
+        });
+        output::print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        return Ok(());
+    }
+    if ctx.quiet {
+        return Ok(());
+    }
+    let mut out = String::new();
+    if let Some(saved) = &restored.saved {
+        let _ = writeln!(
+            out,
+            "Saved the {} it replaces in {} (verified).",
+            if saved.files.len() == 1 {
+                "file"
+            } else {
+                "files"
+            },
+            sanitize(&saved.dir.to_string_lossy())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Restored from {}:",
+        sanitize(&restored.set.dir.to_string_lossy())
+    );
+    let width = restored
+        .items
+        .iter()
+        .map(|i| i.to.file_name().unwrap_or_default().len())
+        .max()
+        .unwrap_or(0);
+    for item in &restored.items {
+        let name = sanitize(&item.to.file_name().unwrap_or_default().to_string_lossy());
+        let what = match action(item) {
+            "unchanged" => "already identical, left alone",
+            "replaced" => "replaced (the previous file is in the set saved above)",
+            _ => "restored (there was no such file)",
+        };
+        let _ = writeln!(out, "  {name:<width$}  {what}");
+    }
+    output::print_stdout(&out)?;
+    Ok(())
+}

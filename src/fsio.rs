@@ -1,0 +1,269 @@
+//! The only module that writes files. Every write here is safe against the usual ways of losing a
+//! key: new files are created exclusively (`create_new`, never following a symlink) and born
+//! private (mode 0600 whatever the umask, widened afterwards only when asked to), every write is
+//! fsynced together with its directory, and a live file is only ever replaced by renaming a
+//! complete, fsynced temporary file over it.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// Prefix of every temporary file keyrotate creates; `check` ignores such names.
+pub const TEMP_PREFIX: &str = ".keyrotate-tmp-";
+
+/// The outcome of a bounded read.
+#[derive(Debug)]
+pub enum Bounded {
+    Bytes(Vec<u8>),
+    /// Not a regular file (FIFO, device, socket, directory).
+    NotRegular,
+    /// Larger than the limit; the size found.
+    TooLarge(u64),
+}
+
+/// Open for reading without blocking (a FIFO swapped in after a `stat` cannot hang us), without
+/// becoming our controlling terminal.
+fn open_for_reading(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    options.open(path)
+}
+
+/// Read a whole regular file of at most `max` bytes; refuse anything else without reading it.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<Bounded> {
+    let file = open_for_reading(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(Bounded::NotRegular);
+    }
+    if meta.len() > max {
+        return Ok(Bounded::TooLarge(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Ok(Bounded::TooLarge(bytes.len() as u64));
+    }
+    Ok(Bounded::Bytes(bytes))
+}
+
+/// Create a directory that only its owner can enter (0700 even under an odd umask). Fails if
+/// anything, including a symlink, already has that name.
+pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)?;
+    // The umask can only have removed bits; put back exactly 0700 (never wider).
+    set_dir_mode_0700(path)
+}
+
+/// Set a directory we own to 0700 through a handle opened without following symlinks.
+pub fn set_dir_mode_0700(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)?;
+        dir.set_permissions(fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Flush a directory's entries (new names, renames, removals) to disk.
+pub fn sync_dir(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(path)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows cannot open a directory as a file; NTFS journals its metadata.
+        let _ = path;
+        Ok(())
+    }
+}
+
+/// What a new file should look like once written.
+#[derive(Debug, Clone, Copy)]
+pub struct FileSpec<'a> {
+    pub bytes: &'a [u8],
+    /// Final permission bits. The file is born 0600 and widened to this only after it is
+    /// complete (a `.pub` ends 0644); private files stay 0600 from their first instant.
+    pub mode: u32,
+    pub modified: Option<SystemTime>,
+}
+
+/// Create `path`, which must not exist (not even as a dangling symlink), write it completely,
+/// and fsync it. On failure the half-written file is removed.
+pub fn write_new_file(path: &Path, spec: FileSpec<'_>) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+    }
+    let mut file = options.open(path)?;
+    let result = (|| {
+        file.write_all(spec.bytes)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            // fchmod on our own handle: exact mode whatever the umask.
+            file.set_permissions(fs::Permissions::from_mode(spec.mode & 0o777))?;
+        }
+        if let Some(modified) = spec.modified {
+            file.set_times(
+                fs::FileTimes::new()
+                    .set_modified(modified)
+                    .set_accessed(modified),
+            )?;
+        }
+        file.sync_all()
+    })();
+    if result.is_err() {
+        drop(file);
+        let _ = fs::remove_file(path);
+    }
+    result
+}
+
+/// Read a file back and say whether it holds exactly `bytes`.
+pub fn read_back_matches(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    match read_bounded(path, bytes.len() as u64)? {
+        Bounded::Bytes(found) => Ok(found == bytes),
+        _ => Ok(false),
+    }
+}
+
+/// A name for a temporary file beside `target`, unique to this process and attempt.
+pub fn temp_path_for(target: &Path) -> io::Result<PathBuf> {
+    use rand_core::RngCore;
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let mut name = OsString::from(TEMP_PREFIX);
+    name.push(target.file_name().unwrap_or_default());
+    name.push(format!(
+        ".{}.{:016x}",
+        std::process::id(),
+        rand_core::OsRng.next_u64()
+    ));
+    Ok(dir.join(name))
+}
+
+/// Replace (or create) `target` atomically: write a complete temporary file in the same
+/// directory, fsync it, rename it over `target`, fsync the directory. A symlink at `target` is
+/// replaced, never written through. Readers see the old file or the new one, never a mixture;
+/// on failure the old file is untouched and the temporary file is gone.
+pub fn replace_atomically(target: &Path, spec: FileSpec<'_>) -> io::Result<()> {
+    let temp = temp_path_for(target)?;
+    write_new_file(&temp, spec)?;
+    if let Err(e) = fs::rename(&temp, target) {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    sync_dir(target.parent().unwrap_or(Path::new(".")))
+}
+
+/// The effective user id of this process.
+#[cfg(unix)]
+pub fn current_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_new_file_refuses_an_existing_name_and_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let spec = FileSpec {
+            bytes: b"one",
+            mode: 0o600,
+            modified: None,
+        };
+        write_new_file(&path, spec).unwrap();
+        assert!(write_new_file(&path, spec).is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        #[cfg(unix)]
+        {
+            let victim = dir.path().join("victim");
+            fs::write(&victim, b"keep").unwrap();
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&victim, &link).unwrap();
+            assert!(write_new_file(&link, spec).is_err());
+            assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_get_exactly_the_mode_asked_for() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o600, 0o644, 0o400] {
+            let path = dir.path().join(format!("f{mode:o}"));
+            let spec = FileSpec {
+                bytes: b"x",
+                mode,
+                modified: None,
+            };
+            write_new_file(&path, spec).unwrap();
+            assert_eq!(
+                fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                mode
+            );
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn replacing_a_symlink_replaces_the_link_not_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let spec = FileSpec {
+            bytes: b"new",
+            mode: 0o600,
+            modified: None,
+        };
+        replace_atomically(&link, spec).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert!(
+            !fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&link).unwrap(), b"new");
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(TEMP_PREFIX)
+            })
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+}
