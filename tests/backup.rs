@@ -590,3 +590,44 @@ fn a_full_disk_leaves_no_partial_set_and_names_the_file() {
         "the tmpfs was private to the namespace"
     );
 }
+
+#[test]
+fn a_second_keyrotate_fails_fast_naming_the_lock() {
+    let (_tmp, ssh) = ssh_dir_copy(None);
+    generate(&ssh, spec("id_ed25519_openssh_enc"));
+    let set = backup_json(&ssh, &[])["backup_dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let name = Path::new(&set)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let before = snapshot(&ssh);
+    // util-linux flock(1) holds the same kind of lock (flock(2)) for as long as `sleep` runs.
+    let lock = ssh.join(".keyrotate.lock");
+    let mut holder = Command::new("flock")
+        .args(["--exclusive", "--no-fork"])
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for args in [&["backup"][..], &["restore", &name]] {
+        let started = std::time::Instant::now();
+        let out = keyrotate(&ssh).args(args).output().unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "fails fast"
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains(&lock.display().to_string()), "{err}");
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(before, snapshot(&ssh), "nothing changed while locked out");
+    backup_json(&ssh, &[]);
+}
