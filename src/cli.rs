@@ -133,9 +133,9 @@ pub struct GenerateArgs {
     #[arg(long, value_enum, default_value_t = KeyFormat::Openssh)]
     pub format: KeyFormat,
 
-    /// bcrypt-pbkdf rounds of the OpenSSH format
-    #[arg(short = 'a', long, value_name = "N", default_value_t = 16)]
-    pub rounds: u32,
+    /// bcrypt-pbkdf rounds of the OpenSSH format [default: 16]
+    #[arg(short = 'a', long, value_name = "N")]
+    pub rounds: Option<u32>,
 
     /// Read the passphrase from the first line of PATH (`-` = standard input)
     #[arg(long, value_name = "PATH")]

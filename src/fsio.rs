@@ -124,8 +124,12 @@ pub fn write_new_file(path: &Path, spec: FileSpec<'_>) -> io::Result<()> {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            // fchmod on our own handle: exact mode whatever the umask.
-            file.set_permissions(fs::Permissions::from_mode(spec.mode & 0o777))?;
+            // Born 0600, unless an unusual umask removed bits. Only then, or to widen a public
+            // file once it is complete, fchmod our own handle to the exact mode wanted.
+            let born = file.metadata()?.permissions().mode() & 0o777;
+            if born != spec.mode & 0o777 {
+                file.set_permissions(fs::Permissions::from_mode(spec.mode & 0o777))?;
+            }
         }
         if let Some(modified) = spec.modified {
             file.set_times(
@@ -179,6 +183,104 @@ pub fn replace_atomically(target: &Path, spec: FileSpec<'_>) -> io::Result<()> {
     sync_dir(target.parent().unwrap_or(Path::new(".")))
 }
 
+/// An I/O error and the file it happened to.
+#[derive(Debug)]
+pub struct PathError {
+    pub path: PathBuf,
+    pub error: io::Error,
+}
+
+impl PathError {
+    fn at(path: &Path) -> impl FnOnce(io::Error) -> PathError + '_ {
+        move |error| PathError {
+            path: path.to_path_buf(),
+            error,
+        }
+    }
+}
+
+/// True for errors that mean "this filesystem has no hard links" (FAT, some network shares).
+fn links_unsupported(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EPERM) | Some(libc::EOPNOTSUPP) | Some(libc::EMLINK)
+        ) || e.kind() == io::ErrorKind::Unsupported
+    }
+    #[cfg(not(unix))]
+    {
+        e.kind() == io::ErrorKind::Unsupported
+    }
+}
+
+/// Give a complete temporary file its final name without ever replacing anything there: a hard
+/// link fails if the name is taken, where a rename would silently clobber it. Where hard links
+/// are not supported, the file is written at its final name with `create_new` instead.
+fn publish_no_replace(temp: &Path, target: &Path, spec: FileSpec<'_>) -> io::Result<()> {
+    match fs::hard_link(temp, target) {
+        Ok(()) => Ok(()),
+        Err(e) if links_unsupported(&e) => write_new_file(target, spec),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write a new key pair. Both files are complete and fsynced under temporary names before
+/// either final name appears; an existing file at either name is never replaced (the error is
+/// `AlreadyExists`), and on any failure nothing of the new pair is left behind.
+pub fn create_pair(
+    private_path: &Path,
+    private: FileSpec<'_>,
+    public_path: &Path,
+    public: FileSpec<'_>,
+) -> Result<(), PathError> {
+    let dir = private_path.parent().unwrap_or(Path::new("."));
+    let private_temp = temp_path_for(private_path).map_err(PathError::at(private_path))?;
+    let public_temp = temp_path_for(public_path).map_err(PathError::at(public_path))?;
+    let cleanup = || {
+        let _ = fs::remove_file(&private_temp);
+        let _ = fs::remove_file(&public_temp);
+    };
+    let result = (|| {
+        write_new_file(&private_temp, private).map_err(PathError::at(private_path))?;
+        write_new_file(&public_temp, public).map_err(PathError::at(public_path))?;
+        publish_no_replace(&private_temp, private_path, private)
+            .map_err(PathError::at(private_path))?;
+        if let Err(e) = publish_no_replace(&public_temp, public_path, public) {
+            // The private file is ours, made a moment ago: take it back rather than leave half a pair.
+            let _ = fs::remove_file(private_path);
+            return Err(PathError::at(public_path)(e));
+        }
+        Ok(())
+    })();
+    cleanup();
+    result?;
+    sync_dir(dir).map_err(PathError::at(dir))
+}
+
+/// Replace an existing key pair with a new one: both files are written completely under
+/// temporary names first, then renamed over the old ones (a symlink is replaced, not followed).
+pub fn replace_pair(
+    private_path: &Path,
+    private: FileSpec<'_>,
+    public_path: &Path,
+    public: FileSpec<'_>,
+) -> Result<(), PathError> {
+    let dir = private_path.parent().unwrap_or(Path::new("."));
+    let private_temp = temp_path_for(private_path).map_err(PathError::at(private_path))?;
+    let public_temp = temp_path_for(public_path).map_err(PathError::at(public_path))?;
+    let result = (|| {
+        write_new_file(&private_temp, private).map_err(PathError::at(private_path))?;
+        write_new_file(&public_temp, public).map_err(PathError::at(public_path))?;
+        fs::rename(&private_temp, private_path).map_err(PathError::at(private_path))?;
+        fs::rename(&public_temp, public_path).map_err(PathError::at(public_path))
+    })();
+    let _ = fs::remove_file(&private_temp);
+    let _ = fs::remove_file(&public_temp);
+    result?;
+    sync_dir(dir).map_err(PathError::at(dir))
+}
+
 /// The effective user id of this process.
 #[cfg(unix)]
 pub fn current_uid() -> u32 {
@@ -230,6 +332,44 @@ mod tests {
                 mode
             );
         }
+    }
+
+    #[test]
+    fn create_pair_never_replaces_and_leaves_nothing_on_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (private, public) = (dir.path().join("id_x"), dir.path().join("id_x.pub"));
+        let spec = |bytes: &'static [u8], mode| FileSpec {
+            bytes,
+            mode,
+            modified: None,
+        };
+        fs::write(&public, b"someone's").unwrap();
+        let err = create_pair(
+            &private,
+            spec(b"new", 0o600),
+            &public,
+            spec(b"new.pub", 0o644),
+        )
+        .unwrap_err();
+        assert_eq!(err.path, public);
+        assert_eq!(err.error.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&public).unwrap(), b"someone's");
+        assert!(!private.exists(), "half a pair was left");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "temporary files were left"
+        );
+        fs::remove_file(&public).unwrap();
+        create_pair(
+            &private,
+            spec(b"new", 0o600),
+            &public,
+            spec(b"new.pub", 0o644),
+        )
+        .unwrap();
+        assert_eq!(fs::read(&private).unwrap(), b"new");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[cfg(unix)]

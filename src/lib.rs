@@ -7,6 +7,9 @@
 //! - [`inventory`]: scan an SSH directory, pair keys with their `.pub`, collect findings.
 //! - [`findings`]: the policy, from a key's facts to findings with stable codes.
 //! - [`backup`]: the backup store: verified timestamped sets, listing, restore.
+//! - [`generate`]: new key pairs, encoded as `ssh-keygen` would (OpenSSH or legacy PEM).
+//! - [`passphrase`]: zeroizing passphrases, the strength policy, the source trait.
+//! - [`pem_legacy`]: OpenSSL's traditional PEM encryption, from RustCrypto parts.
 //! - [`fsio`]: the only module that writes files (born private, fsynced, atomic replacement).
 //! - [`lock`]: one keyrotate at a time per SSH directory.
 //! - [`timefmt`]: the timestamps keyrotate prints.
@@ -16,7 +19,10 @@
 pub mod backup;
 pub mod findings;
 pub mod fsio;
+pub mod generate;
 pub mod inventory;
 pub mod keyfile;
 pub mod lock;
+pub mod passphrase;
+pub mod pem_legacy;
 pub mod timefmt;

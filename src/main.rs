@@ -4,7 +4,9 @@
 
 mod cli;
 mod commands;
+mod interrupt;
 mod output;
+mod prompt;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         // clap prints usage errors to stderr (exit 2) and --help/--version to stdout (exit 0).
         Err(e) => e.exit(),
     };
+    interrupt::install();
     match std::panic::catch_unwind(|| commands::run(cli)) {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {

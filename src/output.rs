@@ -49,6 +49,63 @@ pub fn print_stdout(text: &str) -> io::Result<()> {
     }
 }
 
+/// A "working on it" line on stderr, shown only on a terminal and only if the work takes more
+/// than a moment. It disappears when dropped.
+pub struct Spinner {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Spinner {
+    pub fn start(message: &str, enabled: bool) -> Spinner {
+        use std::io::IsTerminal;
+        if !enabled || !io::stderr().is_terminal() {
+            return Spinner {
+                stop: None,
+                thread: None,
+            };
+        }
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let message = message.to_string();
+        let thread = std::thread::spawn(move || {
+            const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+            let tick = std::time::Duration::from_millis(120);
+            // Quick work never shows a spinner.
+            if stopped
+                .recv_timeout(std::time::Duration::from_millis(250))
+                .is_ok()
+            {
+                return;
+            }
+            let mut n = 0;
+            loop {
+                let _ = write!(io::stderr(), "\r{} {message}", FRAMES[n % FRAMES.len()]);
+                n += 1;
+                if stopped.recv_timeout(tick).is_ok() {
+                    let blank = " ".repeat(message.chars().count() + 2);
+                    let _ = write!(io::stderr(), "\r{blank}\r");
+                    return;
+                }
+            }
+        });
+        Spinner {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A diagnostic that is not an error, on stderr.
 pub fn print_note(text: &str) {
     let _ = writeln!(anstream::stderr().lock(), "note: {text}");
@@ -90,6 +147,15 @@ fn hint_for(err: &anyhow::Error) -> String {
         }
         if let Some(lock) = cause.downcast_ref::<keyrotate::lock::LockError>() {
             return lock.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<keyrotate::passphrase::PassphraseError>() {
+            return e.hint();
+        }
+        if let Some(e) = cause.downcast_ref::<keyrotate::generate::SpecError>() {
+            return e.hint().to_string();
+        }
+        if let Some(e) = cause.downcast_ref::<keyrotate::generate::WriteKeyError>() {
+            return e.hint();
         }
     }
     for cause in err.chain() {

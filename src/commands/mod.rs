@@ -2,6 +2,7 @@
 
 mod backup;
 mod check;
+mod generate;
 mod restore;
 
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => check::run(&ctx, &args),
         Command::Backup(args) => backup::run(&ctx, &args),
         Command::Restore(args) => restore::run(&ctx, &args),
-        Command::Generate(_) => not_yet("generate"),
+        Command::Generate(args) => generate::run(&ctx, &args),
         Command::Rotate(_) => not_yet("rotate"),
     }
 }

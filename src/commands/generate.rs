@@ -1,0 +1,228 @@
+//! `keyrotate generate`: a new passphrase-protected key pair, born private, never overwriting.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+use keyrotate::backup::Store;
+use keyrotate::fsio;
+use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey, Written};
+use keyrotate::inventory::io_reason;
+use keyrotate::keyfile::sanitize;
+use keyrotate::lock;
+use keyrotate::passphrase::{Passphrase, PassphraseSource};
+
+use super::Context;
+use crate::cli::{self, GenerateArgs};
+use crate::interrupt::Critical;
+use crate::output::{self, Spinner, UserError};
+use crate::prompt::{FileSource, TerminalSource};
+
+pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
+    let spec = spec_from_args(args)?;
+    if spec.key_type == KeyType::Rsa && spec.bits < 3072 && !ctx.quiet {
+        output::print_note(&format!(
+            "{}-bit RSA is below the 3072 bits now recommended; `keyrotate check` will report it \
+             as weak-key-size",
+            spec.bits
+        ));
+    }
+    let target = target_path(ctx, args, &spec)?;
+    // Refuse at once, before asking for anything, if the key exists and --force was not given.
+    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
+        generate::check_target(&target, args.force)?;
+    }
+    let passphrase = new_passphrase(args, &spec, &target)?;
+    ensure_ssh_dir(&ctx.ssh_dir)?;
+    let _lock = lock::lock_ssh_dir(&ctx.ssh_dir)?;
+    generate::check_target(&target, args.force)?;
+    let key = make_key(ctx, &spec, &passphrase)?;
+    drop(passphrase);
+    let written = write(ctx, &target, &key, args.force)?;
+    print(ctx, &spec, &key, &written)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn spec_from_args(args: &GenerateArgs) -> Result<KeySpec> {
+    let key_type = match args.key_type {
+        cli::KeyType::Rsa => KeyType::Rsa,
+        cli::KeyType::Ed25519 => KeyType::Ed25519,
+        cli::KeyType::Ecdsa => KeyType::Ecdsa,
+    };
+    let format = match args.format {
+        cli::KeyFormat::Openssh => KeyFormat::Openssh,
+        cli::KeyFormat::Pem => KeyFormat::Pem,
+    };
+    let comment = args.comment.clone().unwrap_or_else(default_comment);
+    Ok(KeySpec::new(
+        key_type,
+        args.bits,
+        format,
+        args.rounds,
+        comment,
+    )?)
+}
+
+/// `user@host`, as ssh-keygen writes it.
+fn default_comment() -> String {
+    let user = whoami::username().unwrap_or_else(|_| "user".to_string());
+    let host = whoami::hostname().unwrap_or_else(|_| "localhost".to_string());
+    format!("{user}@{host}")
+}
+
+/// `-f PATH`, or `<ssh-dir>/id_<type>_<service>`.
+pub fn target_path(ctx: &Context, args: &GenerateArgs, spec: &KeySpec) -> Result<PathBuf> {
+    if let Some(file) = &args.file {
+        return Ok(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
+    }
+    if !generate::valid_service_name(&args.service) {
+        return Err(UserError::new(
+            format!(
+                "\"{}\" cannot be part of a key file name",
+                sanitize(&args.service)
+            ),
+            "use letters, digits, '.', '_' and '-' in --service (e.g. --service jasmin), or give \
+             the path with -f",
+        )
+        .into());
+    }
+    Ok(ctx.ssh_dir.join(spec.default_file_name(&args.service)))
+}
+
+/// Words an attacker would try first, counted against the passphrase.
+fn context_words(spec: &KeySpec, target: &Path) -> Vec<String> {
+    let mut words: Vec<String> = vec!["keyrotate".into(), "ssh".into(), "jasmin".into()];
+    words.extend(
+        spec.comment
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 2)
+            .map(str::to_string),
+    );
+    if let Ok(user) = whoami::username() {
+        words.push(user);
+    }
+    if let Some(name) = target.file_name() {
+        words.push(name.to_string_lossy().into_owned());
+    }
+    words
+}
+
+pub fn new_passphrase(args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Result<Passphrase> {
+    let mut source: Box<dyn PassphraseSource> = match &args.passphrase_file {
+        Some(path) => Box::new(FileSource { path: path.clone() }),
+        None => Box::new(TerminalSource),
+    };
+    let words = context_words(spec, target);
+    let context: Vec<&str> = words.iter().map(String::as_str).collect();
+    Ok(source.new_passphrase(&sanitize(&target.to_string_lossy()), &context)?)
+}
+
+/// A missing SSH directory is created 0700 (its parent must exist).
+pub fn ensure_ssh_dir(ssh_dir: &Path) -> Result<()> {
+    if ssh_dir.is_dir() {
+        return Ok(());
+    }
+    fsio::create_private_dir(ssh_dir).map_err(|e| {
+        UserError::new(
+            format!(
+                "cannot create the SSH directory {}: {}",
+                ssh_dir.display(),
+                io_reason(&e)
+            ),
+            "create it yourself with `mkdir -m 700 DIR`, or point --ssh-dir at another directory",
+        )
+    })?;
+    if let Some(parent) = ssh_dir.parent() {
+        let _ = fsio::sync_dir(parent);
+    }
+    Ok(())
+}
+
+pub fn make_key(ctx: &Context, spec: &KeySpec, passphrase: &Passphrase) -> Result<NewKey> {
+    let message = format!(
+        "Generating an {} key{}",
+        spec.describe(),
+        if spec.key_type == KeyType::Rsa {
+            " (this can take a few seconds)"
+        } else {
+            ""
+        }
+    );
+    let _spinner = Spinner::start(&message, !ctx.json && !ctx.quiet);
+    Ok(generate::generate(spec, passphrase, &mut rand_core::OsRng)?)
+}
+
+fn write(ctx: &Context, target: &Path, key: &NewKey, force: bool) -> Result<Written> {
+    let exists = [target.to_path_buf(), generate::public_path_for(target)]
+        .iter()
+        .any(|p| std::fs::symlink_metadata(p).is_ok());
+    let store = match force && exists {
+        true => Some(Store::open_or_create(&ctx.ssh_dir)?),
+        false => None,
+    };
+    let _critical = Critical::enter();
+    Ok(generate::write_new_key(target, key, store.as_ref())?)
+}
+
+fn print(ctx: &Context, spec: &KeySpec, key: &NewKey, written: &Written) -> Result<()> {
+    let public_line = key.public_file.trim_end();
+    if ctx.json {
+        #[derive(serde::Serialize)]
+        struct Doc<'a> {
+            private_key: String,
+            public_key: String,
+            fingerprint: &'a str,
+            public_key_line: &'a str,
+            backup_dir: Option<String>,
+        }
+        let doc = Doc {
+            private_key: written.private_path.to_string_lossy().into_owned(),
+            public_key: written.public_path.to_string_lossy().into_owned(),
+            fingerprint: &key.public.fingerprint,
+            public_key_line: public_line,
+            backup_dir: written
+                .backup
+                .as_ref()
+                .map(|s| s.dir.to_string_lossy().into_owned()),
+        };
+        output::print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        return Ok(());
+    }
+    if ctx.quiet {
+        return Ok(());
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Generated a new {} key pair{}, protected by your passphrase:",
+        spec.describe(),
+        if spec.format == KeyFormat::Pem {
+            " in PEM format"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "  private key  {}",
+        sanitize(&written.private_path.to_string_lossy())
+    );
+    let _ = writeln!(
+        out,
+        "  public key   {}",
+        sanitize(&written.public_path.to_string_lossy())
+    );
+    let _ = writeln!(out, "  fingerprint  {}", key.public.fingerprint);
+    if let Some(set) = &written.backup {
+        let _ = writeln!(
+            out,
+            "The key it replaced is saved in {} (verified).",
+            sanitize(&set.dir.to_string_lossy())
+        );
+    }
+    let _ = writeln!(out, "The public key (the part you upload):");
+    let _ = writeln!(out, "{}", sanitize(public_line));
+    output::print_stdout(&out)?;
+    Ok(())
+}

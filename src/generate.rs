@@ -1,0 +1,559 @@
+//! New key pairs: the options checked, the key made from the OS random source with RustCrypto,
+//! and encoded exactly as `ssh-keygen` would (OpenSSH format with aes256-ctr and bcrypt-pbkdf, or
+//! `-m PEM` with legacy AES-128-CBC encryption). Writing the files is `fsio`'s job.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rand_core::CryptoRngCore;
+use ssh_key::private::{EcdsaKeypair, Ed25519Keypair, KeypairData, RsaKeypair};
+use ssh_key::{Cipher, EcdsaCurve, LineEnding, PrivateKey};
+use zeroize::Zeroizing;
+
+use crate::backup::{self, BackupError, CreatedSet, Store};
+use crate::fsio::{self, FileSpec, PathError};
+use crate::inventory::io_reason;
+use crate::keyfile::PublicInfo;
+use crate::passphrase::Passphrase;
+use crate::pem_legacy;
+
+/// Key algorithms keyrotate generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Rsa,
+    Ed25519,
+    Ecdsa,
+}
+
+impl KeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "rsa",
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Ecdsa => "ecdsa",
+        }
+    }
+
+    pub fn display_name(self) -> &'static str {
+        match self {
+            KeyType::Rsa => "RSA",
+            KeyType::Ed25519 => "Ed25519",
+            KeyType::Ecdsa => "ECDSA",
+        }
+    }
+}
+
+/// Private key file formats keyrotate writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFormat {
+    Openssh,
+    Pem,
+}
+
+pub const DEFAULT_RSA_BITS: u32 = 4096;
+pub const DEFAULT_ECDSA_BITS: u32 = 521;
+pub const DEFAULT_ROUNDS: u32 = 16;
+/// Beyond this, unlocking the key would take minutes: almost certainly a typo.
+pub const MAX_ROUNDS: u32 = 1000;
+
+/// Options that cannot make a key, refused before anything is asked or written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("RSA keys must have 2048 to 16384 bits, not {0}")]
+    RsaBits(u32),
+    #[error("ECDSA keys have 256, 384 or 521 bits, not {0}")]
+    EcdsaBits(u32),
+    #[error("Ed25519 keys have a fixed size; --bits does not apply")]
+    Ed25519Bits,
+    #[error("OpenSSH writes Ed25519 keys only in its own format, never PEM")]
+    Ed25519Pem,
+    #[error("--rounds applies to the OpenSSH format only; PEM has no rounds")]
+    PemRounds,
+    #[error("{0} bcrypt rounds is below OpenSSH's default of 16 and makes a weak key")]
+    TooFewRounds(u32),
+    #[error(
+        "{0} bcrypt rounds would make every use of the key take minutes (the limit is {MAX_ROUNDS})"
+    )]
+    TooManyRounds(u32),
+    #[error("the key comment may not contain line breaks or other control characters")]
+    BadComment,
+}
+
+impl SpecError {
+    pub fn hint(&self) -> &'static str {
+        match self {
+            SpecError::RsaBits(_) => {
+                "use --bits 3072 or --bits 4096 (the default), or --type ecdsa"
+            }
+            SpecError::EcdsaBits(_) => {
+                "use --bits 521 (the default, as JASMIN recommends), 384 or 256"
+            }
+            SpecError::Ed25519Bits => "drop --bits",
+            SpecError::Ed25519Pem => {
+                "use --type ecdsa --format pem (JASMIN's NX desktop asks for ECDSA-521 in PEM), or \
+                 drop --format pem"
+            }
+            SpecError::PemRounds => "drop --rounds, or drop --format pem",
+            SpecError::TooFewRounds(_) | SpecError::TooManyRounds(_) => {
+                "drop --rounds to use 16, or choose up to 100 for a slower, stronger key"
+            }
+            SpecError::BadComment => "give a one-line comment, e.g. -C alice@laptop",
+        }
+    }
+}
+
+/// A checked description of the key to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    pub key_type: KeyType,
+    pub bits: u32,
+    pub format: KeyFormat,
+    /// bcrypt rounds (OpenSSH format only).
+    pub rounds: u32,
+    pub comment: String,
+}
+
+impl KeySpec {
+    pub fn new(
+        key_type: KeyType,
+        bits: Option<u32>,
+        format: KeyFormat,
+        rounds: Option<u32>,
+        comment: String,
+    ) -> Result<Self, SpecError> {
+        let bits = match (key_type, bits) {
+            (KeyType::Rsa, None) => DEFAULT_RSA_BITS,
+            (KeyType::Rsa, Some(b)) if (2048..=16384).contains(&b) => b,
+            (KeyType::Rsa, Some(b)) => return Err(SpecError::RsaBits(b)),
+            (KeyType::Ecdsa, None) => DEFAULT_ECDSA_BITS,
+            (KeyType::Ecdsa, Some(b)) if [256, 384, 521].contains(&b) => b,
+            (KeyType::Ecdsa, Some(b)) => return Err(SpecError::EcdsaBits(b)),
+            (KeyType::Ed25519, None) => 256,
+            (KeyType::Ed25519, Some(_)) => return Err(SpecError::Ed25519Bits),
+        };
+        if key_type == KeyType::Ed25519 && format == KeyFormat::Pem {
+            return Err(SpecError::Ed25519Pem);
+        }
+        let rounds = match (format, rounds) {
+            (KeyFormat::Pem, Some(_)) => return Err(SpecError::PemRounds),
+            (KeyFormat::Pem, None) => 0,
+            (KeyFormat::Openssh, None) => DEFAULT_ROUNDS,
+            (KeyFormat::Openssh, Some(r)) if r < DEFAULT_ROUNDS => {
+                return Err(SpecError::TooFewRounds(r));
+            }
+            (KeyFormat::Openssh, Some(r)) if r > MAX_ROUNDS => {
+                return Err(SpecError::TooManyRounds(r));
+            }
+            (KeyFormat::Openssh, Some(r)) => r,
+        };
+        if comment.chars().any(char::is_control) {
+            return Err(SpecError::BadComment);
+        }
+        Ok(KeySpec {
+            key_type,
+            bits,
+            format,
+            rounds,
+            comment,
+        })
+    }
+
+    /// `id_<type>_<service>`, the file name JASMIN's guidance uses.
+    pub fn default_file_name(&self, service: &str) -> String {
+        format!("id_{}_{service}", self.key_type.as_str())
+    }
+
+    /// "RSA 4096", "ECDSA 521", "Ed25519".
+    pub fn describe(&self) -> String {
+        match self.key_type {
+            KeyType::Ed25519 => self.key_type.display_name().to_string(),
+            _ => format!("{} {}", self.key_type.display_name(), self.bits),
+        }
+    }
+}
+
+/// Whether `service` can be part of a file name: letters, digits, `.`, `_`, `-`.
+pub fn valid_service_name(service: &str) -> bool {
+    !service.is_empty()
+        && !service.starts_with('.')
+        && service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A new key, encoded and encrypted, ready to be written.
+pub struct NewKey {
+    /// The private key file's contents (encrypted). Wiped on drop.
+    pub private_file: Zeroizing<String>,
+    /// The `.pub` file's contents: one OpenSSH line with the comment, ending in a newline.
+    pub public_file: String,
+    pub public: PublicInfo,
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey")
+            .field("public", &self.public.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("key generation failed: {0}")]
+    Crypto(String),
+}
+
+fn crypto(e: impl std::fmt::Display) -> GenerateError {
+    GenerateError::Crypto(e.to_string())
+}
+
+fn curve(bits: u32) -> EcdsaCurve {
+    match bits {
+        256 => EcdsaCurve::NistP256,
+        384 => EcdsaCurve::NistP384,
+        _ => EcdsaCurve::NistP521,
+    }
+}
+
+/// The freshly generated secret, in the form its PEM encoding needs.
+enum Material {
+    /// Kept as the `rsa` crate's key: ssh-key 0.6.7 cannot convert back to it (it passes `p`
+    /// twice instead of `p` and `q`).
+    Rsa(rsa::RsaPrivateKey),
+    Ecdsa(EcdsaKeypair),
+    Ed25519(Ed25519Keypair),
+}
+
+/// Make the key pair `spec` describes and encrypt it with `passphrase`.
+pub fn generate(
+    spec: &KeySpec,
+    passphrase: &Passphrase,
+    rng: &mut impl CryptoRngCore,
+) -> Result<NewKey, GenerateError> {
+    let material = match spec.key_type {
+        KeyType::Ed25519 => Material::Ed25519(Ed25519Keypair::random(rng)),
+        KeyType::Ecdsa => {
+            Material::Ecdsa(EcdsaKeypair::random(rng, curve(spec.bits)).map_err(crypto)?)
+        }
+        KeyType::Rsa => {
+            Material::Rsa(rsa::RsaPrivateKey::new(rng, spec.bits as usize).map_err(crypto)?)
+        }
+    };
+    let keypair = match &material {
+        Material::Rsa(key) => KeypairData::from(RsaKeypair::try_from(key).map_err(crypto)?),
+        Material::Ecdsa(key) => KeypairData::from(key.clone()),
+        Material::Ed25519(key) => KeypairData::from(key.clone()),
+    };
+    let key = PrivateKey::new(keypair, spec.comment.clone()).map_err(crypto)?;
+    let public = PublicInfo::new(key.public_key().key_data().clone());
+    let mut public_file = key.public_key().to_openssh().map_err(crypto)?;
+    public_file.push('\n');
+    let private_file = match spec.format {
+        KeyFormat::Openssh => {
+            let mut salt = vec![0u8; 16];
+            rng.fill_bytes(&mut salt);
+            let kdf = ssh_key::Kdf::Bcrypt {
+                salt,
+                rounds: spec.rounds,
+            };
+            let checkint = rng.next_u32();
+            key.encrypt_with(Cipher::Aes256Ctr, kdf, checkint, passphrase.as_bytes())
+                .map_err(crypto)?
+                .to_openssh(LineEnding::LF)
+                .map_err(crypto)?
+        }
+        KeyFormat::Pem => {
+            let (label, der) = pem_der(&material)?;
+            pem_legacy::encrypt(label, &der, passphrase.as_bytes(), rng)
+        }
+    };
+    Ok(NewKey {
+        private_file,
+        public_file,
+        public,
+    })
+}
+
+/// Why a new key could not be put in place.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteKeyError {
+    #[error("{} already exists; keyrotate never overwrites a key without being told to", .path.display())]
+    Exists { path: PathBuf },
+    #[error("{} ends in .pub; -f names the private key, and its .pub goes beside it", .path.display())]
+    PublicPath { path: PathBuf },
+    #[error("{} is not a regular file", .path.display())]
+    NotAFile { path: PathBuf },
+    #[error("the directory {} does not exist", .path.display())]
+    NoDirectory { path: PathBuf },
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error("could not write {}: {reason}", .path.display())]
+    Write { path: PathBuf, reason: String },
+}
+
+impl WriteKeyError {
+    pub fn hint(&self) -> String {
+        match self {
+            WriteKeyError::Exists { .. } => "add --force to replace it (the old key is backed up \
+                 first), or run `keyrotate rotate` to replace it the way JASMIN asks"
+                .to_string(),
+            WriteKeyError::PublicPath { path } => {
+                format!("use -f {}", path.with_extension("").display())
+            }
+            WriteKeyError::NotAFile { .. } => {
+                "choose another -f PATH, or move what is there out of the way".to_string()
+            }
+            WriteKeyError::NoDirectory { .. } => {
+                "create the directory first (`mkdir -m 700 DIR`), or choose another -f PATH"
+                    .to_string()
+            }
+            WriteKeyError::Backup(e) => e.hint(),
+            WriteKeyError::Write { .. } => {
+                "nothing of the new key was left behind and any old key \
+                 is untouched; check the free space and health of the disk (`df -h`), then run \
+                 again"
+                    .to_string()
+            }
+        }
+    }
+}
+
+/// Where a new key went, and where the key it replaced (with `--force`) was saved.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub private_path: PathBuf,
+    pub public_path: PathBuf,
+    pub backup: Option<CreatedSet>,
+}
+
+/// `<private>.pub`.
+pub fn public_path_for(private_path: &Path) -> PathBuf {
+    let mut p = private_path.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+/// Check that a new key can go to `private_path`: not a `.pub` name, the directory exists, and
+/// (unless `replace`) neither file of the pair exists, not even as a dangling symlink.
+pub fn check_target(private_path: &Path, replace: bool) -> Result<(), WriteKeyError> {
+    if private_path
+        .file_name()
+        .is_some_and(|n| n.as_encoded_bytes().ends_with(b".pub"))
+    {
+        return Err(WriteKeyError::PublicPath {
+            path: private_path.to_path_buf(),
+        });
+    }
+    if let Some(dir) = private_path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        return Err(WriteKeyError::NoDirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    for path in [private_path.to_path_buf(), public_path_for(private_path)] {
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) if !replace => return Err(WriteKeyError::Exists { path }),
+            Ok(meta) if meta.is_dir() => return Err(WriteKeyError::NotAFile { path }),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Put a new key in place at `private_path` (and `.pub` beside it). With `replace`, an existing
+/// pair is first saved in a new verified backup set of `replace`'s store, then replaced
+/// atomically; without it, an existing file at either name is an error and nothing is touched.
+pub fn write_new_key(
+    private_path: &Path,
+    key: &NewKey,
+    replace: Option<&Store>,
+) -> Result<Written, WriteKeyError> {
+    check_target(private_path, replace.is_some())?;
+    let public_path = public_path_for(private_path);
+    let private = FileSpec {
+        bytes: key.private_file.as_bytes(),
+        mode: 0o600,
+        modified: None,
+    };
+    let public = FileSpec {
+        bytes: key.public_file.as_bytes(),
+        mode: 0o644,
+        modified: None,
+    };
+    let mut existing = Vec::new();
+    if replace.is_some() {
+        for path in [private_path, public_path.as_path()] {
+            if std::fs::symlink_metadata(path).is_err() {
+                continue;
+            }
+            match backup::read_source(path)? {
+                Ok(source) => existing.push(source),
+                Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) => {}
+                Err(skipped) => {
+                    return Err(WriteKeyError::Backup(BackupError::Source {
+                        path: skipped.path,
+                        reason: skipped.reason,
+                    }));
+                }
+            }
+        }
+    }
+    let write_err = |e: PathError| WriteKeyError::Write {
+        path: e.path,
+        reason: io_reason(&e.error),
+    };
+    let backup = match (replace, existing.is_empty()) {
+        (Some(store), false) => {
+            let set = store.create_set(&existing, SystemTime::now())?;
+            fsio::replace_pair(private_path, private, &public_path, public).map_err(write_err)?;
+            Some(set)
+        }
+        (Some(_), true) => {
+            fsio::replace_pair(private_path, private, &public_path, public).map_err(write_err)?;
+            None
+        }
+        (None, _) => {
+            fsio::create_pair(private_path, private, &public_path, public).map_err(|e| {
+                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                    WriteKeyError::Exists { path: e.path }
+                } else {
+                    write_err(e)
+                }
+            })?;
+            None
+        }
+    };
+    Ok(Written {
+        private_path: private_path.to_path_buf(),
+        public_path,
+        backup,
+    })
+}
+
+/// The unencrypted DER of `ssh-keygen -m PEM`: PKCS#1 for RSA; for ECDSA, SEC1 with the named
+/// curve and the public key, as OpenSSL writes it (and needs it: without the curve it refuses).
+fn pem_der(material: &Material) -> Result<(&'static str, Zeroizing<Vec<u8>>), GenerateError> {
+    match material {
+        Material::Rsa(key) => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            let der = key.to_pkcs1_der().map_err(crypto)?;
+            Ok(("RSA PRIVATE KEY", Zeroizing::new(der.as_bytes().to_vec())))
+        }
+        Material::Ecdsa(ec) => {
+            use der::Encode;
+            let oid = match ec.curve() {
+                EcdsaCurve::NistP256 => "1.2.840.10045.3.1.7",
+                EcdsaCurve::NistP384 => "1.3.132.0.34",
+                EcdsaCurve::NistP521 => "1.3.132.0.35",
+            };
+            let oid = der::asn1::ObjectIdentifier::new(oid).map_err(crypto)?;
+            let structure = sec1::EcPrivateKey {
+                private_key: ec.private_key_bytes(),
+                parameters: Some(sec1::EcParameters::NamedCurve(oid)),
+                public_key: Some(ec.public_key_bytes()),
+            };
+            Ok((
+                "EC PRIVATE KEY",
+                Zeroizing::new(structure.to_der().map_err(crypto)?),
+            ))
+        }
+        Material::Ed25519(_) => Err(GenerateError::Crypto(
+            "only RSA and ECDSA keys can be written in PEM format".to_string(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyfile::{Recognised, recognise};
+
+    fn spec(
+        t: KeyType,
+        bits: Option<u32>,
+        f: KeyFormat,
+        rounds: Option<u32>,
+    ) -> Result<KeySpec, SpecError> {
+        KeySpec::new(t, bits, f, rounds, "test@host".to_string())
+    }
+
+    #[test]
+    fn option_table() {
+        use KeyFormat::*;
+        use KeyType::*;
+        assert_eq!(spec(Rsa, None, Openssh, None).unwrap().bits, 4096);
+        assert_eq!(spec(Ecdsa, None, Openssh, None).unwrap().bits, 521);
+        assert_eq!(spec(Ecdsa, None, Openssh, None).unwrap().rounds, 16);
+        assert_eq!(
+            spec(Rsa, Some(1024), Openssh, None),
+            Err(SpecError::RsaBits(1024))
+        );
+        assert_eq!(
+            spec(Rsa, Some(32768), Openssh, None),
+            Err(SpecError::RsaBits(32768))
+        );
+        assert_eq!(
+            spec(Ecdsa, Some(512), Pem, None),
+            Err(SpecError::EcdsaBits(512))
+        );
+        assert_eq!(
+            spec(Ed25519, Some(256), Openssh, None),
+            Err(SpecError::Ed25519Bits)
+        );
+        assert_eq!(spec(Ed25519, None, Pem, None), Err(SpecError::Ed25519Pem));
+        assert_eq!(spec(Ecdsa, None, Pem, Some(16)), Err(SpecError::PemRounds));
+        assert_eq!(
+            spec(Ecdsa, None, Openssh, Some(8)),
+            Err(SpecError::TooFewRounds(8))
+        );
+        assert_eq!(
+            spec(Ecdsa, None, Openssh, Some(5000)),
+            Err(SpecError::TooManyRounds(5000))
+        );
+        assert_eq!(spec(Ecdsa, None, Openssh, Some(100)).unwrap().rounds, 100);
+        assert_eq!(
+            KeySpec::new(Ed25519, None, Openssh, None, "a\nb".into()),
+            Err(SpecError::BadComment)
+        );
+        assert_eq!(
+            spec(Ecdsa, None, Openssh, None)
+                .unwrap()
+                .default_file_name("jasmin"),
+            "id_ecdsa_jasmin"
+        );
+    }
+
+    #[test]
+    fn service_names() {
+        for ok in ["jasmin", "my-hpc", "site_2", "a.b"] {
+            assert!(valid_service_name(ok), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
+            assert!(!valid_service_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn generated_keys_are_read_back_by_our_own_parser() {
+        let pass = Passphrase::new(Zeroizing::new(b"a test passphrase here".to_vec()));
+        for (t, f) in [
+            (KeyType::Ed25519, KeyFormat::Openssh),
+            (KeyType::Ecdsa, KeyFormat::Openssh),
+            (KeyType::Ecdsa, KeyFormat::Pem),
+        ] {
+            let s = spec(t, None, f, None).unwrap();
+            let key = generate(&s, &pass, &mut rand_core::OsRng).unwrap();
+            let Recognised::Key(parsed) = recognise(key.private_file.as_bytes()) else {
+                panic!("{t:?} {f:?} not recognised");
+            };
+            assert_eq!(parsed.encrypted(), Some(true));
+            if f == KeyFormat::Openssh {
+                assert_eq!(parsed.public.unwrap().fingerprint, key.public.fingerprint);
+            }
+            assert!(key.public_file.ends_with(" test@host\n"));
+            assert!(!format!("{key:?}").contains("PRIVATE"));
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The binary's passphrase sources: a file (or standard input) and the terminal. The library
+//! only ever sees the [`PassphraseSource`] trait.
+
+use std::io::{self, BufRead, IsTerminal, Read};
+use std::path::PathBuf;
+
+use keyrotate::fsio::{self, Bounded};
+use keyrotate::inventory::io_reason;
+use keyrotate::passphrase::{Passphrase, PassphraseError, PassphraseSource, check_strength};
+use zeroize::Zeroizing;
+
+use crate::interrupt::TerminalGuard;
+use crate::output;
+
+/// The first line of a file, or of standard input for `-`.
+pub struct FileSource {
+    pub path: PathBuf,
+}
+
+/// A passphrase longer than this is not a line someone typed.
+const MAX_LINE: u64 = 64 * 1024;
+
+impl FileSource {
+    fn first_line(&self) -> Result<Zeroizing<Vec<u8>>, PassphraseError> {
+        let stdin = self.path.as_os_str() == "-";
+        let source_name = if stdin {
+            "standard input".to_string()
+        } else {
+            self.path.display().to_string()
+        };
+        let read_err = |reason: String| PassphraseError::Read {
+            source_name: source_name.clone(),
+            reason,
+        };
+        let mut line = Zeroizing::new(Vec::new());
+        if stdin {
+            io::stdin()
+                .lock()
+                .take(MAX_LINE)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| read_err(io_reason(&e)))?;
+        } else {
+            match fsio::read_bounded(&self.path, MAX_LINE).map_err(|e| read_err(io_reason(&e)))? {
+                Bounded::Bytes(bytes) => {
+                    let bytes = Zeroizing::new(bytes);
+                    let end = bytes
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .unwrap_or(bytes.len());
+                    line.extend_from_slice(&bytes[..end]);
+                }
+                Bounded::NotRegular => {
+                    return Err(read_err("it is not a regular file".to_string()));
+                }
+                Bounded::TooLarge(_) => return Err(read_err("it is too large".to_string())),
+            }
+        }
+        while matches!(line.last(), Some(b'\n' | b'\r')) {
+            line.pop();
+        }
+        Ok(line)
+    }
+}
+
+impl PassphraseSource for FileSource {
+    fn new_passphrase(
+        &mut self,
+        _for_what: &str,
+        context: &[&str],
+    ) -> Result<Passphrase, PassphraseError> {
+        let passphrase = Passphrase::new(self.first_line()?);
+        check_strength(&passphrase, context)?;
+        Ok(passphrase)
+    }
+}
+
+/// Asked on the terminal, twice, never echoed; three tries.
+pub struct TerminalSource;
+
+const TRIES: usize = 3;
+
+fn ask(prompt: &str) -> Result<Passphrase, PassphraseError> {
+    let _restore_on_interrupt = TerminalGuard::save();
+    let typed = rpassword::prompt_password(prompt).map_err(|e| PassphraseError::Read {
+        source_name: "the terminal".to_string(),
+        reason: io_reason(&e),
+    })?;
+    Ok(Passphrase::new(Zeroizing::new(typed.into_bytes())))
+}
+
+impl PassphraseSource for TerminalSource {
+    fn new_passphrase(
+        &mut self,
+        for_what: &str,
+        context: &[&str],
+    ) -> Result<Passphrase, PassphraseError> {
+        if !io::stdin().is_terminal() {
+            return Err(PassphraseError::NoTerminal);
+        }
+        for attempt in 1..=TRIES {
+            let first = ask(&format!("New passphrase for {for_what}: "))?;
+            if let Err(weak) = check_strength(&first, context) {
+                if attempt == TRIES {
+                    return Err(weak.into());
+                }
+                output::print_note(&format!("{weak}; {}. Try again.", weak.advice()));
+                continue;
+            }
+            let second = ask("The same passphrase again: ")?;
+            if first.matches(&second) {
+                return Ok(first);
+            }
+            if attempt == TRIES {
+                return Err(PassphraseError::Mismatch);
+            }
+            output::print_note("the two passphrases did not match. Try again.");
+        }
+        Err(PassphraseError::Mismatch)
+    }
+}
