@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static CRITICAL: AtomicUsize = AtomicUsize::new(0);
 static PENDING: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 #[cfg(unix)]
 static TERMINAL: Mutex<Option<(std::fs::File, rustix::termios::Termios)>> = Mutex::new(None);
@@ -16,6 +17,7 @@ static TERMINAL: Mutex<Option<()>> = Mutex::new(None);
 pub fn install() {
     // If a handler cannot be installed, Ctrl-C simply keeps its default effect.
     let _ = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
         if CRITICAL.load(Ordering::SeqCst) > 0 {
             PENDING.store(true, Ordering::SeqCst);
         } else {
@@ -24,7 +26,13 @@ pub fn install() {
     });
 }
 
-fn exit_interrupted() -> ! {
+/// True once Ctrl-C has been pressed: an error seen after that is the interrupt's doing.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// End the process as interrupted: terminal restored, exit code 130.
+pub fn exit_interrupted() -> ! {
     restore_terminal();
     eprintln!("\nkeyrotate: interrupted");
     std::process::exit(130);
@@ -42,27 +50,37 @@ fn restore_terminal() {
     let _ = saved.take();
 }
 
-/// While alive, remembers the terminal's settings so that an interrupt restores them.
-pub struct TerminalGuard;
+/// While alive, the terminal does not echo what is typed (newlines still show), and its previous
+/// settings are restored when this is dropped or when Ctrl-C ends the process.
+///
+/// Echo is switched off *before* any prompt is shown, as OpenSSH's `readpassphrase` does:
+/// rpassword prints its prompt first, so without this, characters typed ahead would be echoed.
+pub struct QuietTerminal(());
 
-impl TerminalGuard {
-    pub fn save() -> TerminalGuard {
+impl QuietTerminal {
+    pub fn new() -> QuietTerminal {
         #[cfg(unix)]
-        if let Ok(tty) = std::fs::File::open("/dev/tty")
-            && let Ok(termios) = rustix::termios::tcgetattr(&tty)
-            && let Ok(mut saved) = TERMINAL.lock()
+        if let Ok(tty) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+            && let Ok(saved) = rustix::termios::tcgetattr(&tty)
+            && let Ok(mut slot) = TERMINAL.lock()
         {
-            *saved = Some((tty, termios));
+            use rustix::termios::{LocalModes, OptionalActions, tcsetattr};
+            let mut quiet = saved.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            quiet.local_modes.insert(LocalModes::ECHONL);
+            let _ = tcsetattr(&tty, OptionalActions::Now, &quiet);
+            *slot = Some((tty, saved));
         }
-        TerminalGuard
+        QuietTerminal(())
     }
 }
 
-impl Drop for TerminalGuard {
+impl Drop for QuietTerminal {
     fn drop(&mut self) {
-        if let Ok(mut saved) = TERMINAL.lock() {
-            *saved = None;
-        }
+        restore_terminal();
     }
 }
 

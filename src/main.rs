@@ -31,6 +31,9 @@ fn main() -> ExitCode {
     match std::panic::catch_unwind(|| commands::run(cli)) {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {
+            if interrupt::interrupted() {
+                interrupt::exit_interrupted();
+            }
             output::print_error(&err);
             ExitCode::from(2)
         }

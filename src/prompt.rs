@@ -9,7 +9,7 @@ use keyrotate::inventory::io_reason;
 use keyrotate::passphrase::{Passphrase, PassphraseError, PassphraseSource, check_strength};
 use zeroize::Zeroizing;
 
-use crate::interrupt::TerminalGuard;
+use crate::interrupt::QuietTerminal;
 use crate::output;
 
 /// The first line of a file, or of standard input for `-`.
@@ -80,11 +80,20 @@ pub struct TerminalSource;
 const TRIES: usize = 3;
 
 fn ask(prompt: &str) -> Result<Passphrase, PassphraseError> {
-    let _restore_on_interrupt = TerminalGuard::save();
-    let typed = rpassword::prompt_password(prompt).map_err(|e| PassphraseError::Read {
-        source_name: "the terminal".to_string(),
-        reason: io_reason(&e),
-    })?;
+    let _no_echo = QuietTerminal::new();
+    let typed = match rpassword::prompt_password(prompt) {
+        Ok(typed) => typed,
+        // Ctrl-C interrupted the read: that is an interrupt, not a failure to read.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted || crate::interrupt::interrupted() => {
+            crate::interrupt::exit_interrupted()
+        }
+        Err(e) => {
+            return Err(PassphraseError::Read {
+                source_name: "the terminal".to_string(),
+                reason: io_reason(&e),
+            });
+        }
+    };
     Ok(Passphrase::new(Zeroizing::new(typed.into_bytes())))
 }
 

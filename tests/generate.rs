@@ -572,10 +572,34 @@ fn passphrase_from_standard_input() {
     );
 }
 
+/// Wait until process `pid` catches SIGINT (Linux shows caught signals in /proc/PID/status), so
+/// that the test's Ctrl-C cannot arrive before keyrotate is ready for it, however loaded the box.
+fn wait_for_sigint_handler(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0);
+        if caught & (1 << (2 - 1)) != 0 {
+            // Handler installed; give the main thread a moment to reach its read.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keyrotate never installed its handler"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn ctrl_c_while_waiting_for_a_passphrase_exits_130_and_writes_nothing() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let child = std::process::Command::new(bin())
+    let mut child = std::process::Command::new(bin())
         .arg("--ssh-dir")
         .arg(&ssh)
         .args(["generate", "-t", "ed25519", "--passphrase-file", "-"])
@@ -584,9 +608,14 @@ fn ctrl_c_while_waiting_for_a_passphrase_exits_130_and_writes_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Hold standard input open until keyrotate has exited: closing it would be an empty line.
+    let stdin = child.stdin.take();
+    wait_for_sigint_handler(child.id());
     run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let status = child.wait().unwrap();
+    drop(stdin);
     let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status, status);
     assert_eq!(
         out.status.code(),
         Some(130),
