@@ -332,6 +332,18 @@ impl Store {
 
     /// Make a new set holding `files`; every copy is read back and compared before this returns.
     pub fn create_set(&self, files: &[SourceFile], now: SystemTime) -> Result<CreatedSet> {
+        self.create_set_then(files, now, |_| Ok(()))
+    }
+
+    /// As [`Store::create_set`], calling `on_named` with the set's name as soon as its directory
+    /// exists and before anything is copied (a journal records it there, so that recovery can
+    /// find a set that was interrupted).
+    pub fn create_set_then(
+        &self,
+        files: &[SourceFile],
+        now: SystemTime,
+        on_named: impl FnOnce(&str) -> Result<()>,
+    ) -> Result<CreatedSet> {
         let mut names: BTreeMap<&OsStr, &Path> = BTreeMap::new();
         for f in files {
             if let Some(first) = names.insert(&f.name, &f.path) {
@@ -343,6 +355,10 @@ impl Store {
             }
         }
         let (name, dir) = self.make_set_dir(now)?;
+        if let Err(e) = on_named(&name) {
+            let _ = fs::remove_dir(&dir);
+            return Err(e);
+        }
         match self.fill_set(&dir, files) {
             Ok(backed_up) => Ok(CreatedSet {
                 name,
@@ -440,6 +456,26 @@ impl Store {
         fsio::sync_dir(dir).map_err(write_err(dir))?;
         fsio::sync_dir(&self.root).map_err(write_err(&self.root))?;
         Ok(backed_up)
+    }
+
+    /// Remove set `name` if (and only if) it is marked incomplete; says whether it did.
+    pub fn remove_if_incomplete(&self, name: &str) -> io::Result<bool> {
+        let dir = self.root.join(name);
+        if parse_set_name(OsStr::new(name)).is_none()
+            || fs::symlink_metadata(dir.join(INCOMPLETE_MARKER)).is_err()
+        {
+            return Ok(false);
+        }
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_name() != INCOMPLETE_MARKER {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        fs::remove_file(dir.join(INCOMPLETE_MARKER))?;
+        fs::remove_dir(&dir)?;
+        fsio::sync_dir(&self.root)?;
+        Ok(true)
     }
 
     /// Every set, newest first, each verified against its `SHA256SUMS`.

@@ -10,12 +10,11 @@ use ssh_key::private::{EcdsaKeypair, Ed25519Keypair, KeypairData, RsaKeypair};
 use ssh_key::{Cipher, EcdsaCurve, LineEnding, PrivateKey};
 use zeroize::Zeroizing;
 
-use crate::backup::{self, BackupError, CreatedSet, Store};
-use crate::fsio::{self, FileSpec, PathError};
-use crate::inventory::io_reason;
+use crate::backup::{CreatedSet, Store};
 use crate::keyfile::PublicInfo;
 use crate::passphrase::Passphrase;
 use crate::pem_legacy;
+use crate::transaction::{self, Change, NewFile, TxError};
 
 /// Key algorithms keyrotate generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,6 +187,8 @@ pub struct NewKey {
     /// The `.pub` file's contents: one OpenSSH line with the comment, ending in a newline.
     pub public_file: String,
     pub public: PublicInfo,
+    /// The key itself, unencrypted, for handing to ssh-agent. ssh-key wipes it on drop.
+    pub unencrypted: PrivateKey,
 }
 
 impl std::fmt::Debug for NewKey {
@@ -272,6 +273,7 @@ pub fn generate(
         private_file,
         public_file,
         public,
+        unencrypted: key,
     })
 }
 
@@ -287,9 +289,7 @@ pub enum WriteKeyError {
     #[error("the directory {} does not exist", .path.display())]
     NoDirectory { path: PathBuf },
     #[error(transparent)]
-    Backup(#[from] BackupError),
-    #[error("could not write {}: {reason}", .path.display())]
-    Write { path: PathBuf, reason: String },
+    Transaction(#[from] TxError),
 }
 
 impl WriteKeyError {
@@ -308,13 +308,7 @@ impl WriteKeyError {
                 "create the directory first (`mkdir -m 700 DIR`), or choose another -f PATH"
                     .to_string()
             }
-            WriteKeyError::Backup(e) => e.hint(),
-            WriteKeyError::Write { .. } => {
-                "nothing of the new key was left behind and any old key \
-                 is untouched; check the free space and health of the disk (`df -h`), then run \
-                 again"
-                    .to_string()
-            }
+            WriteKeyError::Transaction(e) => e.hint(),
         }
     }
 }
@@ -362,73 +356,43 @@ pub fn check_target(private_path: &Path, replace: bool) -> Result<(), WriteKeyEr
     Ok(())
 }
 
-/// Put a new key in place at `private_path` (and `.pub` beside it). With `replace`, an existing
-/// pair is first saved in a new verified backup set of `replace`'s store, then replaced
-/// atomically; without it, an existing file at either name is an error and nothing is touched.
+/// Put a new key in place at `private_path` (and `.pub` beside it), as one crash-safe
+/// transaction. With `store`, an existing pair is first saved in a new verified backup set, then
+/// replaced; without it, an existing file at either name is an error and nothing is touched.
 pub fn write_new_key(
+    ssh_dir: &Path,
     private_path: &Path,
     key: &NewKey,
-    replace: Option<&Store>,
+    store: Option<Store>,
 ) -> Result<Written, WriteKeyError> {
-    check_target(private_path, replace.is_some())?;
+    check_target(private_path, store.is_some())?;
     let public_path = public_path_for(private_path);
-    let private = FileSpec {
-        bytes: key.private_file.as_bytes(),
-        mode: 0o600,
-        modified: None,
+    let replace = store.is_some();
+    let change = Change {
+        operation: "generate",
+        new_files: vec![
+            NewFile {
+                target: private_path.to_path_buf(),
+                bytes: Zeroizing::new(key.private_file.as_bytes().to_vec()),
+                mode: 0o600,
+                replace,
+            },
+            NewFile {
+                target: public_path.clone(),
+                bytes: Zeroizing::new(key.public_file.as_bytes().to_vec()),
+                mode: 0o644,
+                replace,
+            },
+        ],
+        remove: Vec::new(),
+        retire: Vec::new(),
+        store,
     };
-    let public = FileSpec {
-        bytes: key.public_file.as_bytes(),
-        mode: 0o644,
-        modified: None,
-    };
-    let mut existing = Vec::new();
-    if replace.is_some() {
-        for path in [private_path, public_path.as_path()] {
-            if std::fs::symlink_metadata(path).is_err() {
-                continue;
-            }
-            match backup::read_source(path)? {
-                Ok(source) => existing.push(source),
-                Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) => {}
-                Err(skipped) => {
-                    return Err(WriteKeyError::Backup(BackupError::Source {
-                        path: skipped.path,
-                        reason: skipped.reason,
-                    }));
-                }
-            }
-        }
-    }
-    let write_err = |e: PathError| WriteKeyError::Write {
-        path: e.path,
-        reason: io_reason(&e.error),
-    };
-    let backup = match (replace, existing.is_empty()) {
-        (Some(store), false) => {
-            let set = store.create_set(&existing, SystemTime::now())?;
-            fsio::replace_pair(private_path, private, &public_path, public).map_err(write_err)?;
-            Some(set)
-        }
-        (Some(_), true) => {
-            fsio::replace_pair(private_path, private, &public_path, public).map_err(write_err)?;
-            None
-        }
-        (None, _) => {
-            fsio::create_pair(private_path, private, &public_path, public).map_err(|e| {
-                if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                    WriteKeyError::Exists { path: e.path }
-                } else {
-                    write_err(e)
-                }
-            })?;
-            None
-        }
-    };
+    let committed = transaction::commit(ssh_dir, change, SystemTime::now())?;
     Ok(Written {
         private_path: private_path.to_path_buf(),
         public_path,
-        backup,
+        backup: committed.backup,
     })
 }
 

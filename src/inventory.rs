@@ -17,6 +17,9 @@ use crate::fsio::{self, Bounded};
 use crate::keyfile::{
     self, Format, Kdf, KeyAlgorithm, KeyFile, MAX_KEY_FILE_SIZE, Protection, PublicInfo, Recognised,
 };
+use crate::retired::{self, RetiredKey};
+use ssh_key::HashAlg;
+use ssh_key::public::KeyData;
 
 /// Why the SSH directory itself could not be inventoried.
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +265,7 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
 
     inventory.keys = pair_and_describe(scanned, policy, now);
     mark_duplicates(&mut inventory.keys);
+    mark_retired(&mut inventory.keys, &retired::read(ssh_dir));
     for key in &mut inventory.keys {
         key.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     }
@@ -669,6 +673,57 @@ fn mismatch_finding(
             findings::shell_path(public)
         ),
     )
+}
+
+fn retired_when(key: &RetiredKey) -> String {
+    let date = key.retired_at.get(..10).unwrap_or("an earlier run");
+    match key.set.is_empty() {
+        true => format!("on {date}"),
+        false => format!("on {date} (a copy is in key_backup/{})", key.set),
+    }
+}
+
+/// Keys `rotate` retired must not come back: JASMIN refuses a key used before.
+fn mark_retired(keys: &mut [KeyEntry], retired: &[RetiredKey]) {
+    for key in keys.iter_mut() {
+        let Some(fp) = &key.fingerprint else { continue };
+        if let Some(r) = retired.iter().find(|r| &r.fingerprint == fp) {
+            let mut remove = findings::shell_path(&key.path);
+            if let Some(public) = &key.public_path {
+                remove.push(' ');
+                remove.push_str(&findings::shell_path(public));
+            }
+            key.findings.push(Finding::new(
+                Code::RetiredKey,
+                format!(
+                    "This key was retired by `keyrotate rotate` {}: services such as JASMIN refuse a \
+                     key that was used before, and it may have been compromised. Take it out of use: \
+                     `rm {remove}`, and use your current key.",
+                    retired_when(r)
+                ),
+            ));
+        }
+    }
+}
+
+/// Findings for identities in ssh-agent (`agent_keys`) that `rotate` retired.
+pub fn agent_findings(agent_keys: &[KeyData], retired: &[RetiredKey]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for key in agent_keys {
+        let fp = key.fingerprint(HashAlg::Sha256).to_string();
+        if let Some(r) = retired.iter().find(|r| r.fingerprint == fp) {
+            out.push(Finding::new(
+                Code::RetiredKey,
+                format!(
+                    "ssh-agent still holds the key {fp}, retired by `keyrotate rotate` {}: it may \
+                     be offered to servers. Remove it with `ssh-add -d` and the key's .pub file, or \
+                     empty the agent with `ssh-add -D`.",
+                    retired_when(r)
+                ),
+            ));
+        }
+    }
+    out
 }
 
 /// Give every entry that shares its key with another a `duplicate-key` finding naming the others.

@@ -10,12 +10,19 @@
 //! - [`generate`]: new key pairs, encoded as `ssh-keygen` would (OpenSSH or legacy PEM).
 //! - [`passphrase`]: zeroizing passphrases, the strength policy, the source trait.
 //! - [`pem_legacy`]: OpenSSL's traditional PEM encryption, from RustCrypto parts.
+//! - [`transaction`]: crash-safe changes of live key files (journal, commit, recovery).
+//! - [`rotation`]: the live keys of a service, and retiring them.
+//! - [`oldkey`]: does a new passphrase open an old key? (bounded KDF work)
+//! - [`retired`]: the record of keys `rotate` retired.
+//! - [`agent`]: the ssh-agent client.
+//! - [`sshconfig`]: `IdentityFile` lines of `~/.ssh/config`.
 //! - [`fsio`]: the only module that writes files (born private, fsynced, atomic replacement).
 //! - [`lock`]: one keyrotate at a time per SSH directory.
 //! - [`timefmt`]: the timestamps keyrotate prints.
 
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod backup;
 pub mod findings;
 pub mod fsio;
@@ -23,6 +30,11 @@ pub mod generate;
 pub mod inventory;
 pub mod keyfile;
 pub mod lock;
+pub mod oldkey;
 pub mod passphrase;
 pub mod pem_legacy;
+pub mod retired;
+pub mod rotation;
+pub mod sshconfig;
 pub mod timefmt;
+pub mod transaction;

@@ -72,39 +72,41 @@ pub fn decrypt(block: &pem::Pem, passphrase: &[u8]) -> Result<Zeroizing<Vec<u8>>
         .get("DEK-Info")
         .ok_or(LegacyPemError::BadHeader)?;
     let (cipher, iv_hex) = dek.split_once(',').ok_or(LegacyPemError::BadHeader)?;
-    let mut iv = [0u8; 16];
-    let decoded =
-        base16ct::mixed::decode(iv_hex.trim(), &mut iv).map_err(|_| LegacyPemError::BadHeader)?;
-    if decoded.len() != 16 {
-        return Err(LegacyPemError::BadHeader);
-    }
+    let mut iv_buf = [0u8; 16];
+    let iv = base16ct::mixed::decode(iv_hex.trim(), &mut iv_buf)
+        .map_err(|_| LegacyPemError::BadHeader)?;
+    let iv = iv.to_vec();
     let mut buf = Zeroizing::new(block.contents().to_vec());
-    let plain_len = match cipher.trim() {
-        "AES-128-CBC" => {
-            let key = bytes_to_key(passphrase, &iv[..8], 16);
-            cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, &iv)
-                .map_err(|_| LegacyPemError::BadHeader)?
-                .decrypt_padded_mut::<Pkcs7>(&mut buf)
-                .map_err(|_| LegacyPemError::WrongPassphrase)?
-                .len()
+    fn run<C>(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Result<usize, LegacyPemError>
+    where
+        C: aes::cipher::BlockCipher + aes::cipher::BlockDecryptMut + aes::cipher::KeyInit,
+    {
+        let decryptor =
+            cbc::Decryptor::<C>::new_from_slices(key, iv).map_err(|_| LegacyPemError::BadHeader)?;
+        decryptor
+            .decrypt_padded_mut::<Pkcs7>(buf)
+            .map(|plain| plain.len())
+            .map_err(|_| LegacyPemError::WrongPassphrase)
+    }
+    let salt = iv.get(..8).ok_or(LegacyPemError::BadHeader)?;
+    let plain_len = match (cipher.trim(), iv.len()) {
+        ("AES-128-CBC", 16) => {
+            run::<aes::Aes128>(&bytes_to_key(passphrase, salt, 16), &iv, &mut buf)?
         }
-        "AES-192-CBC" => {
-            let key = bytes_to_key(passphrase, &iv[..8], 24);
-            cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, &iv)
-                .map_err(|_| LegacyPemError::BadHeader)?
-                .decrypt_padded_mut::<Pkcs7>(&mut buf)
-                .map_err(|_| LegacyPemError::WrongPassphrase)?
-                .len()
+        ("AES-192-CBC", 16) => {
+            run::<aes::Aes192>(&bytes_to_key(passphrase, salt, 24), &iv, &mut buf)?
         }
-        "AES-256-CBC" => {
-            let key = bytes_to_key(passphrase, &iv[..8], 32);
-            cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, &iv)
-                .map_err(|_| LegacyPemError::BadHeader)?
-                .decrypt_padded_mut::<Pkcs7>(&mut buf)
-                .map_err(|_| LegacyPemError::WrongPassphrase)?
-                .len()
+        ("AES-256-CBC", 16) => {
+            run::<aes::Aes256>(&bytes_to_key(passphrase, salt, 32), &iv, &mut buf)?
         }
-        other => return Err(LegacyPemError::UnsupportedCipher(other.to_string())),
+        // What `openssl genrsa -des3` and old OpenSSL defaults wrote.
+        ("DES-EDE3-CBC", 8) => {
+            run::<des::TdesEde3>(&bytes_to_key(passphrase, salt, 24), &iv, &mut buf)?
+        }
+        ("AES-128-CBC" | "AES-192-CBC" | "AES-256-CBC" | "DES-EDE3-CBC", _) => {
+            return Err(LegacyPemError::BadHeader);
+        }
+        (other, _) => return Err(LegacyPemError::UnsupportedCipher(other.to_string())),
     };
     buf.truncate(plain_len);
     Ok(buf)

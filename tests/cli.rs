@@ -58,10 +58,15 @@ fn version_prints_the_package_version() {
 }
 
 #[test]
-fn subcommands_not_built_yet_refuse_cleanly_with_exit_2() {
+fn commands_that_need_a_passphrase_refuse_at_once_without_a_terminal() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    for args in [&["rotate"][..], &["rotate", "--json"]] {
+    for args in [&["generate"][..], &["rotate"], &["rotate", "--json"]] {
+        let started = std::time::Instant::now();
         let out = keyrotate(&ssh).args(args).output().unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?} hung"
+        );
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(
             out.stdout.is_empty(),
@@ -70,14 +75,21 @@ fn subcommands_not_built_yet_refuse_cleanly_with_exit_2() {
         let err = String::from_utf8(out.stderr).unwrap();
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 2, "{err}");
-        assert!(lines[0].starts_with("keyrotate: `keyrotate "), "{err}");
-        assert!(lines[1].starts_with("hint: "), "{err}");
+        assert!(
+            lines[0].starts_with("keyrotate: ") && lines[0].contains("no terminal"),
+            "{err}"
+        );
+        assert!(
+            lines[1].starts_with("hint: ") && lines[1].contains("--passphrase-file"),
+            "{err}"
+        );
     }
-    assert_eq!(
-        std::fs::read_dir(&ssh).unwrap().count(),
-        0,
-        "nothing written"
-    );
+    let left: Vec<_> = std::fs::read_dir(&ssh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".keyrotate.lock")
+        .collect();
+    assert!(left.is_empty(), "nothing written: {left:?}");
 }
 
 #[test]

@@ -13,7 +13,6 @@ use keyrotate::backup::{
 use keyrotate::findings::Policy;
 use keyrotate::inventory;
 use keyrotate::keyfile::{PublicInfo, sanitize};
-use keyrotate::lock;
 
 use super::Context;
 use crate::cli::BackupArgs;
@@ -35,7 +34,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
         }
         .into());
     }
-    let _lock = lock::lock_ssh_dir(&ctx.ssh_dir)?;
+    let _lock = super::lock_and_recover(ctx)?;
     let (sources, skipped) = collect_sources(&ctx.ssh_dir, &args.keys)?;
     if sources.is_empty() {
         return nothing_to_do(ctx, "there are no keys in the SSH directory");

@@ -20,7 +20,9 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     let policy = Policy {
         max_age_days: args.max_age,
     };
-    let inventory = inventory::scan(&ctx.ssh_dir, &policy, SystemTime::now())?;
+    super::recover_if_needed(ctx);
+    let mut inventory = inventory::scan(&ctx.ssh_dir, &policy, SystemTime::now())?;
+    add_agent_findings(&mut inventory);
     let text = if ctx.json {
         render_json(&inventory)?
     } else if ctx.quiet {
@@ -34,6 +36,25 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Retired keys still loaded in ssh-agent. Only asked when there is a retired-key record and an
+/// agent, so that `check` in a shell start-up file stays fast; an unreachable agent is ignored.
+fn add_agent_findings(inventory: &mut Inventory) {
+    let retired = keyrotate::retired::read(&inventory.ssh_dir);
+    let Some(socket) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
+        return;
+    };
+    if retired.is_empty() {
+        return;
+    }
+    let keys = keyrotate::agent::Agent::connect(std::path::Path::new(&socket))
+        .and_then(|mut agent| agent.identities());
+    if let Ok(keys) = keys {
+        inventory
+            .findings
+            .extend(inventory::agent_findings(&keys, &retired));
+    }
 }
 
 #[derive(serde::Serialize)]

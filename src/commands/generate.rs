@@ -10,7 +10,6 @@ use keyrotate::fsio;
 use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey, Written};
 use keyrotate::inventory::io_reason;
 use keyrotate::keyfile::sanitize;
-use keyrotate::lock;
 use keyrotate::passphrase::{Passphrase, PassphraseSource};
 
 use super::Context;
@@ -35,7 +34,7 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
     }
     let passphrase = new_passphrase(args, &spec, &target)?;
     ensure_ssh_dir(&ctx.ssh_dir)?;
-    let _lock = lock::lock_ssh_dir(&ctx.ssh_dir)?;
+    let _lock = super::lock_and_recover(ctx)?;
     generate::check_target(&target, args.force)?;
     let key = make_key(ctx, &spec, &passphrase)?;
     drop(passphrase);
@@ -154,15 +153,12 @@ pub fn make_key(ctx: &Context, spec: &KeySpec, passphrase: &Passphrase) -> Resul
 }
 
 fn write(ctx: &Context, target: &Path, key: &NewKey, force: bool) -> Result<Written> {
-    let exists = [target.to_path_buf(), generate::public_path_for(target)]
-        .iter()
-        .any(|p| std::fs::symlink_metadata(p).is_ok());
-    let store = match force && exists {
+    let store = match force {
         true => Some(Store::open_or_create(&ctx.ssh_dir)?),
         false => None,
     };
     let _critical = Critical::enter();
-    Ok(generate::write_new_key(target, key, store.as_ref())?)
+    Ok(generate::write_new_key(&ctx.ssh_dir, target, key, store)?)
 }
 
 fn print(ctx: &Context, spec: &KeySpec, key: &NewKey, written: &Written) -> Result<()> {

@@ -4,11 +4,15 @@ mod backup;
 mod check;
 mod generate;
 mod restore;
+mod rotate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+
+use keyrotate::lock::{self, DirLock, LockError};
+use keyrotate::transaction;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::output::{self, UserError};
@@ -39,19 +43,38 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(args) => backup::run(&ctx, &args),
         Command::Restore(args) => restore::run(&ctx, &args),
         Command::Generate(args) => generate::run(&ctx, &args),
-        Command::Rotate(_) => not_yet("rotate"),
+        Command::Rotate(args) => rotate::run(&ctx, &args),
     }
 }
 
-fn not_yet(name: &str) -> Result<ExitCode> {
-    Err(UserError::new(
-        format!(
-            "`keyrotate {name}` is not available yet in version {}",
-            env!("CARGO_PKG_VERSION")
-        ),
-        "run `keyrotate check` to see the state of your keys; `ssh-keygen` can do the rest for now",
-    )
-    .into())
+/// Take the SSH directory's lock, then first finish or undo whatever a killed keyrotate left
+/// behind (and say so), before the command does its own work.
+pub fn lock_and_recover(ctx: &Context) -> Result<DirLock> {
+    let lock = lock::lock_ssh_dir(&ctx.ssh_dir)?;
+    if let Some(recovered) = transaction::recover(&ctx.ssh_dir)? {
+        output::print_note(&recovered.describe());
+    }
+    Ok(lock)
+}
+
+/// For read-only commands: recover only if something was left behind and no other keyrotate is
+/// at work; never fail the command because of it.
+pub fn recover_if_needed(ctx: &Context) {
+    if !ctx.ssh_dir.is_dir() || !transaction::needs_recovery(&ctx.ssh_dir) {
+        return;
+    }
+    match lock_and_recover(ctx) {
+        Ok(_lock) => {}
+        Err(e)
+            if e.downcast_ref::<LockError>()
+                .is_some_and(|l| matches!(l, LockError::Busy { .. })) =>
+        {
+            output::print_note("another keyrotate is changing keys in this directory right now");
+        }
+        Err(e) => output::print_note(&format!(
+            "could not finish an interrupted keyrotate run: {e:#}"
+        )),
+    }
 }
 
 /// `--ssh-dir`, else `KEYROTATE_SSH_DIR` (clap reads both and refuses an empty `--ssh-dir`),

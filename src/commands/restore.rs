@@ -8,7 +8,6 @@ use std::time::SystemTime;
 use anyhow::Result;
 use keyrotate::backup::{self, BackupError, Restored, Store};
 use keyrotate::keyfile::sanitize;
-use keyrotate::lock;
 
 use super::Context;
 use crate::cli::RestoreArgs;
@@ -37,7 +36,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     if !ctx.ssh_dir.is_dir() {
         return Err(unknown().into());
     }
-    let _lock = lock::lock_ssh_dir(&ctx.ssh_dir)?;
+    let _lock = super::lock_and_recover(ctx)?;
     let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
     let restored = backup::restore(&store, &ctx.ssh_dir, &args.set, &keys, SystemTime::now())?;
     print(ctx, &restored)?;

@@ -1,0 +1,546 @@
+//! `keyrotate rotate`: back up, generate, swap, retire, update ssh-agent, say what to upload; as
+//! one transaction that a crash at any instant cannot leave half done.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::Result;
+use keyrotate::agent::Agent;
+use keyrotate::backup::Store;
+use keyrotate::generate::{self as keygen, KeySpec, NewKey};
+use keyrotate::inventory::{io_reason, unix_mode};
+use keyrotate::keyfile::sanitize;
+use keyrotate::oldkey::{KdfLimits, Opens};
+use keyrotate::passphrase::Passphrase;
+use keyrotate::rotation::{self, OldKey};
+use keyrotate::sshconfig::{self, IdentityLine};
+use keyrotate::transaction::{self, Change, NewFile};
+use zeroize::Zeroizing;
+
+use super::Context;
+use super::generate::{ensure_ssh_dir, make_key, new_passphrase, spec_from_args, target_path};
+use crate::cli::{Reason, RotateArgs};
+use crate::interrupt::Critical;
+use crate::output::{self, Spinner, UserError};
+
+/// What the passphrase check against the old key(s) concluded.
+enum PassphraseCheck {
+    /// Checked: it opens none of them.
+    Different,
+    /// Nothing to check against (lost key, or only unencrypted/public files left).
+    NothingToCheck,
+    /// At least one could not be checked; why.
+    NotChecked(Vec<String>),
+}
+
+impl PassphraseCheck {
+    fn json(&self) -> String {
+        match self {
+            PassphraseCheck::Different => "different".to_string(),
+            PassphraseCheck::NothingToCheck => "no-old-key".to_string(),
+            PassphraseCheck::NotChecked(why) => format!("not-checked: {}", why.join("; ")),
+        }
+    }
+}
+
+pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
+    let spec = spec_from_args(&args.generate)?;
+    if args.agent_lifetime == Some(0) {
+        return Err(UserError::new(
+            "--agent-lifetime must be at least 1 second",
+            "give the number of seconds the new key may stay in ssh-agent, e.g. --agent-lifetime 3600",
+        )
+        .into());
+    }
+    let target = target_path(ctx, &args.generate, &spec)?;
+    ensure_ssh_dir(&ctx.ssh_dir)?;
+    let _lock = super::lock_and_recover(ctx)?;
+
+    let old = match &args.generate.file {
+        Some(_) => rotation::key_at(&target)?.into_iter().collect(),
+        None => rotation::service_keys(&ctx.ssh_dir, &args.generate.service)?,
+    };
+    keygen::check_target(&target, true)?;
+    let (passphrase, check) = passphrase_for_rotation(ctx, args, &spec, &target, &old)?;
+    let key = make_key(ctx, &spec, &passphrase)?;
+    drop(passphrase);
+
+    let config = ConfigPlan::new(ctx, &old, &target, args.update_config)?;
+    let now = SystemTime::now();
+    let change = plan_change(ctx, &old, &target, &key, &config, now)?;
+    let committed = {
+        let _critical = Critical::enter();
+        transaction::commit(&ctx.ssh_dir, change, now)?
+    };
+    let agent = update_agent(args, &old, &key);
+    let report = Report {
+        spec: &spec,
+        service: &args.generate.service,
+        reason: args.reason,
+        target: &target,
+        key: &key,
+        old: &old,
+        backup_dir: committed.backup.as_ref().map(|s| s.dir.clone()),
+        agent,
+        check,
+        config: &config,
+    };
+    report.print(ctx)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new passphrase that meets the policy and opens none of the old keys. On a terminal a
+/// refused one is asked again (three tries); from a file it is an error at once.
+fn passphrase_for_rotation(
+    ctx: &Context,
+    args: &RotateArgs,
+    spec: &KeySpec,
+    target: &Path,
+    old: &[OldKey],
+) -> Result<(Passphrase, PassphraseCheck)> {
+    let interactive = args.generate.passphrase_file.is_none();
+    let limits = KdfLimits::default();
+    for attempt in 1..=3 {
+        let passphrase = new_passphrase(&args.generate, spec, target)?;
+        let verdicts: Vec<(&OldKey, Opens)> = {
+            let _spinner = Spinner::start(
+                "Checking that the new passphrase does not open the old key",
+                !ctx.json && !ctx.quiet,
+            );
+            old.iter()
+                .map(|k| (k, k.opens_with(&passphrase, &limits)))
+                .collect()
+        };
+        if let Some((opened, _)) = verdicts.iter().find(|(_, v)| *v == Opens::Yes) {
+            let message = format!(
+                "the new passphrase opens your old key {}: JASMIN asks for a new, different passphrase",
+                sanitize(&opened.path().to_string_lossy())
+            );
+            if !interactive || attempt == 3 {
+                return Err(UserError::new(
+                    message,
+                    "choose a passphrase you have never used before (four or more random words); \
+                     nothing was changed",
+                )
+                .into());
+            }
+            output::print_note(&format!("{message}. Try another."));
+            continue;
+        }
+        let not_checked: Vec<String> = verdicts
+            .iter()
+            .filter_map(|(k, v)| match v {
+                Opens::NotChecked(why) => {
+                    Some(format!("{}: {why}", sanitize(&k.path().to_string_lossy())))
+                }
+                _ => None,
+            })
+            .collect();
+        let checked_any = verdicts.iter().any(|(_, v)| *v == Opens::No);
+        let check = match (not_checked.is_empty(), checked_any) {
+            (false, _) => PassphraseCheck::NotChecked(not_checked),
+            (true, true) => PassphraseCheck::Different,
+            (true, false) => PassphraseCheck::NothingToCheck,
+        };
+        return Ok((passphrase, check));
+    }
+    unreachable!("the loop returns on its last try")
+}
+
+/// `IdentityFile` lines of `<ssh-dir>/config` that name a key leaving the live directory.
+struct ConfigPlan {
+    path: PathBuf,
+    lines: Vec<IdentityLine>,
+    /// The rewritten file, when `--update-config` asked for it and it can be done.
+    new_text: Option<String>,
+    mode: u32,
+    /// Why the file is not rewritten although asked (a symlink, say).
+    not_updated: Option<String>,
+}
+
+impl ConfigPlan {
+    fn new(ctx: &Context, old: &[OldKey], target: &Path, update: bool) -> Result<ConfigPlan> {
+        let path = ctx.ssh_dir.join("config");
+        let mut plan = ConfigPlan {
+            path: path.clone(),
+            lines: Vec::new(),
+            new_text: None,
+            mode: 0o600,
+            not_updated: None,
+        };
+        let retiring: Vec<PathBuf> = old
+            .iter()
+            .filter_map(|k| k.private.clone())
+            .filter(|p| p != target)
+            .collect();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return Ok(plan);
+        };
+        if retiring.is_empty() {
+            return Ok(plan);
+        }
+        let text = match keyrotate::fsio::read_bounded(&path, 4 << 20) {
+            Ok(keyrotate::fsio::Bounded::Bytes(bytes)) => {
+                String::from_utf8_lossy(&bytes).into_owned()
+            }
+            Ok(_) => return Ok(plan),
+            Err(e) => {
+                output::print_note(&format!(
+                    "could not read {} to look for the old key's name: {}",
+                    path.display(),
+                    io_reason(&e)
+                ));
+                return Ok(plan);
+            }
+        };
+        let home = dirs::home_dir();
+        plan.lines = sshconfig::find(&text, &retiring, home.as_deref(), &ctx.ssh_dir);
+        plan.mode = std::fs::metadata(&path)
+            .ok()
+            .as_ref()
+            .and_then(unix_mode)
+            .unwrap_or(0o600);
+        if update && !plan.lines.is_empty() {
+            if meta.file_type().is_symlink() {
+                plan.not_updated = Some(format!(
+                    "{} is a symbolic link; keyrotate does not write through links, so edit the file \
+                     it points to",
+                    path.display()
+                ));
+            } else {
+                plan.new_text = Some(sshconfig::rewrite(
+                    &text,
+                    &plan.lines,
+                    target,
+                    home.as_deref(),
+                ));
+            }
+        }
+        Ok(plan)
+    }
+}
+
+fn plan_change(
+    ctx: &Context,
+    old: &[OldKey],
+    target: &Path,
+    key: &NewKey,
+    config: &ConfigPlan,
+    now: SystemTime,
+) -> Result<Change> {
+    let public = keygen::public_path_for(target);
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let mut new_files = vec![
+        NewFile {
+            target: target.to_path_buf(),
+            bytes: Zeroizing::new(key.private_file.as_bytes().to_vec()),
+            mode: 0o600,
+            replace: exists(target),
+        },
+        NewFile {
+            target: public.clone(),
+            bytes: Zeroizing::new(key.public_file.as_bytes().to_vec()),
+            mode: 0o644,
+            replace: exists(&public),
+        },
+    ];
+    if let Some(text) = &config.new_text {
+        new_files.push(NewFile {
+            target: config.path.clone(),
+            bytes: Zeroizing::new(text.clone().into_bytes()),
+            mode: config.mode,
+            replace: true,
+        });
+    }
+    let remove: Vec<PathBuf> = old
+        .iter()
+        .flat_map(|k| k.files())
+        .filter(|p| p != target && *p != public)
+        .collect();
+    let retire: Vec<_> = old.iter().filter_map(|k| k.retired_record(now)).collect();
+    let needs_store = !old.is_empty() || config.new_text.is_some();
+    let store = match needs_store {
+        true => Some(Store::open_or_create(&ctx.ssh_dir)?),
+        false => None,
+    };
+    Ok(Change {
+        operation: "rotate",
+        new_files,
+        remove,
+        retire,
+        store,
+    })
+}
+
+/// What happened in ssh-agent: the JSON word, and a sentence.
+struct AgentOutcome {
+    status: String,
+    detail: String,
+}
+
+fn update_agent(args: &RotateArgs, old: &[OldKey], key: &NewKey) -> AgentOutcome {
+    let outcome = |status: &str, detail: String| AgentOutcome {
+        status: status.to_string(),
+        detail,
+    };
+    if args.no_agent {
+        return outcome("skipped", "left alone (--no-agent)".to_string());
+    }
+    let Some(socket) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
+        return outcome(
+            "no-agent",
+            "no ssh-agent is running (SSH_AUTH_SOCK is not set); load the key later with `ssh-add`"
+                .to_string(),
+        );
+    };
+    let mut agent = match Agent::connect(Path::new(&socket)) {
+        Ok(agent) => agent,
+        Err(e) => return outcome(&format!("error: {e}"), format!("not updated: {e}")),
+    };
+    let mut removed = 0;
+    for k in old {
+        if let Some(info) = &k.key {
+            match agent.remove(&info.key_data) {
+                Ok(true) => removed += 1,
+                Ok(false) => {}
+                Err(e) => return outcome(&format!("error: {e}"), format!("not updated: {e}")),
+            }
+        }
+    }
+    if let Err(e) = agent.add(&key.unencrypted, args.agent_lifetime) {
+        return outcome(
+            &format!("error: {e}"),
+            format!("the new key could not be added ({e}); add it with `ssh-add`"),
+        );
+    }
+    let lifetime = args
+        .agent_lifetime
+        .map(|s| format!(" for {s} seconds"))
+        .unwrap_or_default();
+    let removed = match removed {
+        0 => String::new(),
+        1 => "removed the old key, ".to_string(),
+        n => format!("removed {n} old keys, "),
+    };
+    outcome("updated", format!("{removed}added the new key{lifetime}"))
+}
+
+struct Report<'a> {
+    spec: &'a KeySpec,
+    service: &'a str,
+    reason: Option<Reason>,
+    target: &'a Path,
+    key: &'a NewKey,
+    old: &'a [OldKey],
+    backup_dir: Option<PathBuf>,
+    agent: AgentOutcome,
+    check: PassphraseCheck,
+    config: &'a ConfigPlan,
+}
+
+fn show(path: &Path) -> String {
+    sanitize(&path.to_string_lossy())
+}
+
+impl Report<'_> {
+    fn print(&self, ctx: &Context) -> Result<()> {
+        // Diagnostics go to stderr in every mode, even -q and --json.
+        for note in self.notes() {
+            output::print_note(&note);
+        }
+        if ctx.json {
+            return self.print_json();
+        }
+        if !ctx.quiet {
+            output::print_stdout(&self.text())?;
+        }
+        Ok(())
+    }
+
+    /// Things the user should know even with `-q`.
+    fn notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if let PassphraseCheck::NotChecked(why) = &self.check {
+            for w in why {
+                notes.push(format!(
+                    "could not check that the new passphrase differs from the old one ({w}); make \
+                     sure it is one you have never used"
+                ));
+            }
+        }
+        if let Some(why) = &self.config.not_updated {
+            notes.push(why.clone());
+        }
+        notes
+    }
+
+    fn print_json(&self) -> Result<()> {
+        #[derive(serde::Serialize)]
+        struct ConfigLine {
+            path: String,
+            line: usize,
+            text: String,
+            updated: bool,
+        }
+        #[derive(serde::Serialize)]
+        struct Doc {
+            private_key: String,
+            public_key: String,
+            fingerprint: String,
+            public_key_line: String,
+            backup_dir: Option<String>,
+            retired: Vec<String>,
+            agent: String,
+            passphrase_check: String,
+            config: Vec<ConfigLine>,
+        }
+        let doc = Doc {
+            private_key: self.target.to_string_lossy().into_owned(),
+            public_key: keygen::public_path_for(self.target)
+                .to_string_lossy()
+                .into_owned(),
+            fingerprint: self.key.public.fingerprint.clone(),
+            public_key_line: self.key.public_file.trim_end().to_string(),
+            backup_dir: self
+                .backup_dir
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+            retired: self
+                .old
+                .iter()
+                .map(|k| k.path().to_string_lossy().into_owned())
+                .collect(),
+            agent: self.agent.status.clone(),
+            passphrase_check: self.check.json(),
+            config: self
+                .config
+                .lines
+                .iter()
+                .map(|l| ConfigLine {
+                    path: self.config.path.to_string_lossy().into_owned(),
+                    line: l.line_no,
+                    text: l.text.clone(),
+                    updated: self.config.new_text.is_some(),
+                })
+                .collect(),
+        };
+        output::print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        Ok(())
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        let public = keygen::public_path_for(self.target);
+        let _ = writeln!(out, "Rotated the {} key:", sanitize(self.service));
+        let _ = writeln!(
+            out,
+            "  new key      {} ({}, {})",
+            show(self.target),
+            self.spec.describe(),
+            self.key.public.fingerprint
+        );
+        if self.old.is_empty() {
+            let _ = writeln!(out, "  old key      none found: this is a fresh key");
+        }
+        for k in self.old {
+            let fp = k.fingerprint().unwrap_or("fingerprint unknown");
+            let _ = writeln!(out, "  retired      {} ({fp})", show(k.path()));
+        }
+        if let Some(dir) = &self.backup_dir {
+            let _ = writeln!(out, "  saved in     {} (verified)", show(dir));
+        }
+        let check = match &self.check {
+            PassphraseCheck::Different => "differs from the old key's (checked)",
+            PassphraseCheck::NothingToCheck => "new (no old encrypted key to compare with)",
+            PassphraseCheck::NotChecked(_) => {
+                "NOT checked against the old key (see the note above)"
+            }
+        };
+        let _ = writeln!(out, "  passphrase   {check}");
+        let _ = writeln!(out, "  ssh-agent    {}", self.agent.detail);
+        for l in &self.config.lines {
+            let what = match self.config.new_text.is_some() {
+                true => "now names the new key",
+                false => "still names a retired key: change it (or run again with --update-config)",
+            };
+            let _ = writeln!(
+                out,
+                "  config       {} line {}: `{}` {what}",
+                show(&self.config.path),
+                l.line_no,
+                sanitize(l.text.trim())
+            );
+        }
+        out.push('\n');
+        out.push_str(&self.next_steps(&public));
+        out
+    }
+
+    fn next_steps(&self, public: &Path) -> String {
+        let mut out = String::new();
+        let line = sanitize(self.key.public_file.trim_end());
+        let key = show(self.target);
+        if self.service == "jasmin" {
+            let _ = writeln!(out, "Now upload the new PUBLIC key to JASMIN:");
+            let _ = writeln!(
+                out,
+                "  1. Sign in at https://accounts.jasmin.ac.uk/account/profile/ and replace your \
+                 key with this whole line (it is also in {}):",
+                show(public)
+            );
+            let _ = writeln!(out, "\n{line}\n");
+            let _ = writeln!(
+                out,
+                "  2. Allow up to 15 minutes for the new key to take effect."
+            );
+            let _ = writeln!(
+                out,
+                "  3. Test it: ssh -i {key} <your JASMIN user name>@login-01.jasmin.ac.uk"
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "Now put the new PUBLIC key where {} expects it:",
+                sanitize(self.service)
+            );
+            let _ = writeln!(
+                out,
+                "  1. Add this whole line on the service's key page, or to ~/.ssh/authorized_keys on \
+                 the server (it is also in {}):",
+                show(public)
+            );
+            let _ = writeln!(out, "\n{line}\n");
+            let _ = writeln!(out, "  2. Remove the old key there.");
+            let _ = writeln!(out, "  3. Test it: ssh -i {key} <user>@<host>");
+        }
+        match self.reason {
+            Some(Reason::Compromised) => {
+                let _ = writeln!(
+                    out,
+                    "\nYour old key may be in someone else's hands: remove it from EVERY place it was \
+                     authorised (authorized_keys on other servers, GitHub or GitLab, other portals), \
+                     check those accounts for logins you do not recognise, and tell the service's \
+                     helpdesk."
+                );
+            }
+            Some(Reason::Lost) => {
+                let _ = writeln!(
+                    out,
+                    "\nIf the device holding the lost key could be in someone else's hands, treat the \
+                     old key as compromised: remove it everywhere it was authorised."
+                );
+            }
+            Some(Reason::Forgotten) => {
+                let _ = writeln!(
+                    out,
+                    "\nThe key whose passphrase you forgot is retired (a copy is kept in the backup \
+                     set); never upload it again."
+                );
+            }
+            Some(Reason::Routine) | None => {}
+        }
+        out
+    }
+}

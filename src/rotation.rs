@@ -1,0 +1,214 @@
+//! `rotate`'s view of the SSH directory: the live key pairs that belong to a service
+//! (`id_*_<service>`, or one named file), and what it takes to retire them.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use zeroize::Zeroizing;
+
+use crate::fsio::{self, Bounded};
+use crate::generate::public_path_for;
+use crate::keyfile::{self, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
+use crate::oldkey::{self, KdfLimits, Opens};
+use crate::passphrase::Passphrase;
+use crate::retired::RetiredKey;
+use crate::timefmt;
+
+/// One live key of the service: a private key and/or its `.pub`.
+pub struct OldKey {
+    pub private: Option<PathBuf>,
+    pub public: Option<PathBuf>,
+    /// Its public half, from the private file or the `.pub`.
+    pub key: Option<PublicInfo>,
+    /// The private file's bytes, for the passphrase check; wiped on drop.
+    private_bytes: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for OldKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OldKey")
+            .field("private", &self.private)
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OldKey {
+    /// The path that names this key: the private file, or the `.pub` when that is all there is.
+    pub fn path(&self) -> &Path {
+        self.private
+            .as_deref()
+            .or(self.public.as_deref())
+            .unwrap_or(Path::new(""))
+    }
+
+    /// Every live file of the pair.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.private
+            .iter()
+            .chain(self.public.iter())
+            .cloned()
+            .collect()
+    }
+
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.key.as_ref().map(|k| k.fingerprint.as_str())
+    }
+
+    /// Does `passphrase` open this key? (bounded; see [`oldkey`]).
+    pub fn opens_with(&self, passphrase: &Passphrase, limits: &KdfLimits) -> Opens {
+        match &self.private_bytes {
+            Some(bytes) => oldkey::passphrase_opens(bytes, passphrase, limits),
+            None if self.private.is_some() => {
+                Opens::NotChecked("the old private key cannot be read".to_string())
+            }
+            None => Opens::NotChecked("only the old public key is left".to_string()),
+        }
+    }
+
+    /// The retired-key record entry (the backup set is filled in when it exists).
+    pub fn retired_record(&self, now: SystemTime) -> Option<RetiredKey> {
+        Some(RetiredKey {
+            fingerprint: self.fingerprint()?.to_string(),
+            retired_at: timefmt::rfc3339_utc(now),
+            set: String::new(),
+            path: self.path().to_string_lossy().into_owned(),
+        })
+    }
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// A file's bytes and the public key it reveals, if it is a readable regular file.
+fn read_key(path: &Path) -> io::Result<Option<(Vec<u8>, Option<PublicInfo>)>> {
+    match fsio::read_bounded(path, MAX_KEY_FILE_SIZE) {
+        Ok(Bounded::Bytes(bytes)) => {
+            let public = match keyfile::recognise(&bytes) {
+                Recognised::Key(k) => k.public.clone(),
+                _ => None,
+            };
+            Ok(Some((bytes, public)))
+        }
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The key whose private file is `private_path` (and `.pub` beside it), if either exists.
+pub fn key_at(private_path: &Path) -> io::Result<Option<OldKey>> {
+    let public_path = public_path_for(private_path);
+    let private = exists(private_path).then(|| private_path.to_path_buf());
+    let public = exists(&public_path).then_some(public_path);
+    if private.is_none() && public.is_none() {
+        return Ok(None);
+    }
+    let mut key = None;
+    let mut private_bytes = None;
+    if let Some(path) = &private
+        && let Some((bytes, info)) = read_key(path)?
+    {
+        key = info;
+        private_bytes = Some(Zeroizing::new(bytes));
+    }
+    if key.is_none()
+        && let Some(path) = &public
+        && let Some((_, info)) = read_key(path)?
+    {
+        key = info;
+    }
+    Ok(Some(OldKey {
+        private,
+        public,
+        key,
+        private_bytes,
+    }))
+}
+
+/// Every live key of `service`: files named `id_<anything>_<service>` (and their `.pub`) in
+/// `ssh_dir`, sorted by name.
+pub fn service_keys(ssh_dir: &Path, service: &str) -> io::Result<Vec<OldKey>> {
+    let suffix = format!("_{service}");
+    let mut privates: Vec<PathBuf> = Vec::new();
+    let entries = match fs::read_dir(ssh_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let stem = name.strip_suffix(".pub").unwrap_or(&name);
+        let matches =
+            stem.starts_with("id_") && stem.ends_with(&suffix) && stem.len() > 3 + suffix.len();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if matches && !is_dir {
+            let private = ssh_dir.join(stem);
+            if !privates.contains(&private) {
+                privates.push(private);
+            }
+        }
+    }
+    privates.sort();
+    let mut keys = Vec::new();
+    for private in privates {
+        if let Some(key) = key_at(&private)? {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_pair_of_the_service_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "id_rsa_jasmin",
+            "id_rsa_jasmin.pub",
+            "id_ecdsa_jasmin.pub",
+            "id_ed25519_archer",
+            "id_jasmin",
+            "my_id_rsa_jasmin",
+            "id_rsa_jasmin2",
+        ] {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        fs::create_dir(dir.path().join("id_dir_jasmin")).unwrap();
+        let keys = service_keys(dir.path(), "jasmin").unwrap();
+        let found: Vec<(Option<String>, Option<String>)> = keys
+            .iter()
+            .map(|k| {
+                let name = |p: &Option<PathBuf>| {
+                    p.as_ref()
+                        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                };
+                (name(&k.private), name(&k.public))
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (None, Some("id_ecdsa_jasmin.pub".to_string())),
+                (
+                    Some("id_rsa_jasmin".to_string()),
+                    Some("id_rsa_jasmin.pub".to_string())
+                ),
+            ]
+        );
+        assert!(
+            service_keys(&dir.path().join("missing"), "jasmin")
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,662 @@
+//! `keyrotate rotate` on real SSH directories: the old key backed up byte for byte, the new key
+//! opening with the new passphrase only, old passphrases refused with nothing changed, type
+//! changes, lost keys, retired keys flagged by `check`, `~/.ssh/config`, and a real ssh-agent and
+//! sshd.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::openssh::{Agent, Sshd, askpass};
+use common::*;
+
+const NEW: &str = "a brand new passphrase of mine";
+
+fn pass_file(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("{passphrase}\n")).unwrap();
+    path
+}
+
+/// An old JASMIN key made by ssh-keygen: `id_<type>_jasmin`, passphrase [`PASSPHRASE`].
+fn old_key(ssh: &Path, key_type: &str, extra: &[&str]) -> PathBuf {
+    let path = ssh.join(format!("id_{key_type}_jasmin"));
+    run_ok(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                key_type,
+                "-N",
+                PASSPHRASE,
+                "-C",
+                "old@laptop",
+                "-f",
+            ])
+            .arg(&path)
+            .args(extra),
+    );
+    path
+}
+
+fn pub_of(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.pub", path.display()))
+}
+
+fn rotate_json(ssh: &Path, args: &[&str]) -> serde_json::Value {
+    let out = keyrotate(ssh)
+        .args(["rotate", "--json", "--no-agent"])
+        .args(args)
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn opens(key: &Path, passphrase: &str) -> bool {
+    Command::new("ssh-keygen")
+        .args(["-y", "-P", passphrase, "-f"])
+        .arg(key)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn key_part(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Every file under `dir`, with its bytes, for "nothing changed" checks.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(tree(&p));
+            } else if !p.ends_with(".keyrotate.lock") {
+                out.push((p.clone(), fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn rotate_replaces_the_key_and_keeps_the_old_one_byte_for_byte() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let old = old_key(&ssh, "ecdsa", &[]);
+    let (old_bytes, old_pub) = (fs::read(&old).unwrap(), fs::read(pub_of(&old)).unwrap());
+    let old_fp = keygen_l(&old).unwrap().fingerprint;
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let doc = rotate_json(
+        &ssh,
+        &[
+            "-t",
+            "ecdsa",
+            "--passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+    );
+
+    // Same type: the new key takes the old one's name.
+    assert_eq!(doc["private_key"], old.to_string_lossy().as_ref());
+    assert_eq!(doc["public_key"], pub_of(&old).to_string_lossy().as_ref());
+    assert_eq!(doc["retired"], serde_json::json!([old.to_string_lossy()]));
+    assert_eq!(doc["agent"], "skipped");
+    assert_eq!(doc["passphrase_check"], "different");
+    assert_ne!(doc["fingerprint"], old_fp.as_str());
+    assert_eq!(
+        keygen_l(&old).unwrap().fingerprint,
+        doc["fingerprint"].as_str().unwrap()
+    );
+
+    // The old pair is in the backup set, byte for byte, and the set verifies.
+    let set = PathBuf::from(doc["backup_dir"].as_str().unwrap());
+    assert_eq!(fs::read(set.join("id_ecdsa_jasmin")).unwrap(), old_bytes);
+    assert_eq!(fs::read(set.join("id_ecdsa_jasmin.pub")).unwrap(), old_pub);
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&set)
+        .output()
+        .unwrap();
+    assert!(sums.status.success());
+
+    // The new key opens with the new passphrase only, and matches its .pub.
+    assert!(opens(&old, NEW));
+    assert!(!opens(&old, PASSPHRASE));
+    let derived = Command::new("ssh-keygen")
+        .args(["-y", "-P", NEW, "-f"])
+        .arg(&old)
+        .output()
+        .unwrap();
+    let pub_line = fs::read_to_string(pub_of(&old)).unwrap();
+    assert_eq!(
+        key_part(&String::from_utf8(derived.stdout).unwrap()),
+        key_part(&pub_line)
+    );
+    assert_eq!(doc["public_key_line"], pub_line.trim_end());
+
+    // check: the live key is healthy; the retired one is on record.
+    let (check, code) = check_json(&ssh, &[]);
+    assert_eq!(code, 0, "{check:#}");
+    let record = fs::read_to_string(ssh.join("key_backup/RETIRED")).unwrap();
+    assert!(record.contains(&old_fp), "{record}");
+    assert!(
+        record.contains(set.file_name().unwrap().to_str().unwrap()),
+        "{record}"
+    );
+}
+
+#[test]
+fn a_type_change_retires_the_old_file() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let old = old_key(&ssh, "rsa", &["-b", "3072"]);
+    let old_bytes = fs::read(&old).unwrap();
+    let old_fp = keygen_l(&old).unwrap().fingerprint;
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let doc = rotate_json(
+        &ssh,
+        &[
+            "-t",
+            "ed25519",
+            "--passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+    );
+    let new = ssh.join("id_ed25519_jasmin");
+    assert_eq!(doc["private_key"], new.to_string_lossy().as_ref());
+    assert!(
+        !old.exists() && !pub_of(&old).exists(),
+        "the old pair left the live directory"
+    );
+    assert!(opens(&new, NEW));
+    let set = PathBuf::from(doc["backup_dir"].as_str().unwrap());
+    assert_eq!(fs::read(set.join("id_rsa_jasmin")).unwrap(), old_bytes);
+    assert_eq!(doc["retired"], serde_json::json!([old.to_string_lossy()]));
+    // Put the retired key back: check flags it, critical.
+    fs::copy(set.join("id_rsa_jasmin"), &old).unwrap();
+    fs::copy(set.join("id_rsa_jasmin.pub"), pub_of(&old)).unwrap();
+    set_mode(&old, 0o600);
+    let (check, code) = check_json(&ssh, &[]);
+    assert_eq!(code, 1);
+    let e = entry(&check, &old);
+    assert_eq!(codes(e), ["retired-key"], "{e:#}");
+    assert_eq!(e["findings"][0]["severity"], "critical");
+    assert!(
+        e["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retired")
+    );
+    assert_eq!(e["fingerprint"], old_fp.as_str());
+    assert!(codes(entry(&check, &new)).is_empty());
+}
+
+#[test]
+fn a_new_passphrase_that_opens_the_old_key_is_refused_and_nothing_changes() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    old_key(&ssh, "ecdsa", &[]);
+    // PEM and PKCS#8 old keys are checked too (decrypted with RustCrypto parts).
+    old_key(&ssh, "rsa", &["-b", "2048", "-m", "PEM"]);
+    let pkcs8 = ssh.join("id_dsa_jasmin");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ecdsa",
+                "-m",
+                "PKCS8",
+                "-N",
+                "another old passphrase 99",
+                "-f",
+            ])
+            .arg(&pkcs8),
+    );
+    let config = ssh.join("config");
+    fs::write(&config, "IdentityFile ~/.ssh/id_ecdsa_jasmin\n").unwrap();
+    let before = tree(tmp.path());
+    for passphrase in [PASSPHRASE, "another old passphrase 99"] {
+        let old_pass = pass_file(tmp.path(), "old", passphrase);
+        let out = keyrotate(&ssh)
+            .args([
+                "rotate",
+                "-t",
+                "ed25519",
+                "--update-config",
+                "--passphrase-file",
+            ])
+            .arg(&old_pass)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("opens your old key"), "{err}");
+        assert!(!err.contains(passphrase), "{err}");
+        let mut after = tree(tmp.path());
+        after.retain(|(p, _)| !p.ends_with("old"));
+        let mut expected = before.clone();
+        expected.retain(|(p, _)| !p.ends_with("old"));
+        assert_eq!(after, expected, "a refused rotation changed something");
+    }
+    assert!(!ssh.join("key_backup").exists());
+}
+
+#[test]
+fn a_lost_key_gets_a_fresh_one() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let doc = rotate_json(
+        &ssh,
+        &[
+            "-t",
+            "ecdsa",
+            "--passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(doc["backup_dir"], serde_json::Value::Null);
+    assert_eq!(doc["retired"], serde_json::json!([]));
+    assert_eq!(doc["passphrase_check"], "no-old-key");
+    assert!(opens(&ssh.join("id_ecdsa_jasmin"), NEW));
+    // Only the .pub of a lost key is left: it is retired too.
+    let (tmp2, ssh2) = ssh_dir_copy(None);
+    let old = old_key(&ssh2, "rsa", &["-b", "3072"]);
+    let fp = keygen_l(&pub_of(&old)).unwrap().fingerprint;
+    fs::remove_file(&old).unwrap();
+    let new_pass = pass_file(tmp2.path(), "new", NEW);
+    let doc = rotate_json(
+        &ssh2,
+        &[
+            "-t",
+            "ed25519",
+            "--passphrase-file",
+            new_pass.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        doc["retired"],
+        serde_json::json!([pub_of(&old).to_string_lossy()])
+    );
+    assert!(!pub_of(&old).exists());
+    assert!(
+        fs::read_to_string(ssh2.join("key_backup/RETIRED"))
+            .unwrap()
+            .contains(&fp)
+    );
+    drop(tmp);
+}
+
+#[test]
+fn text_output_says_where_to_upload_and_how_to_test() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    old_key(&ssh, "ecdsa", &[]);
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let out = keyrotate(&ssh)
+        .args([
+            "rotate",
+            "-t",
+            "ecdsa",
+            "--no-agent",
+            "--reason",
+            "compromised",
+            "--passphrase-file",
+        ])
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pub_line = fs::read_to_string(ssh.join("id_ecdsa_jasmin.pub")).unwrap();
+    for wanted in [
+        pub_line.trim_end(),
+        "https://accounts.jasmin.ac.uk/account/profile/",
+        "15 minutes",
+        "ssh -i",
+        "retired",
+        "EVERY place it was authorised",
+    ] {
+        assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
+    }
+    assert!(!text.contains(NEW));
+    // Another service gets the generic steps.
+    let out = keyrotate(&ssh)
+        .args([
+            "rotate",
+            "-t",
+            "ed25519",
+            "--service",
+            "archer2",
+            "--no-agent",
+            "--passphrase-file",
+        ])
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("authorized_keys") && !text.contains("jasmin.ac.uk"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_lines_naming_the_retired_key_are_listed_or_rewritten() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    old_key(&ssh, "rsa", &["-b", "3072"]);
+    let config = ssh.join("config");
+    let original = "Host jasmin\n  User alice\n  IdentityFile ~/.ssh/id_rsa_jasmin\n";
+    fs::write(&config, original).unwrap();
+    set_mode(&config, 0o640);
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    // Without --update-config the line is only reported. (`~` is $HOME, the .ssh's parent here.)
+    let (tmp_b, ssh_b) = ssh_dir_copy(Some(&ssh));
+    let out = keyrotate(&ssh_b)
+        .env("HOME", tmp_b.path())
+        .args([
+            "rotate",
+            "-t",
+            "ed25519",
+            "--no-agent",
+            "--json",
+            "--passphrase-file",
+        ])
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["config"][0]["line"], 3);
+    assert_eq!(doc["config"][0]["updated"], false);
+    assert_eq!(fs::read_to_string(ssh_b.join("config")).unwrap(), original);
+    drop(tmp_b);
+    // With it, the line names the new key, the old config is saved, the mode is kept.
+    let home = tmp.path();
+    let out = keyrotate(&ssh)
+        .env("HOME", home)
+        .args([
+            "rotate",
+            "-t",
+            "ed25519",
+            "--no-agent",
+            "--update-config",
+            "--json",
+            "--passphrase-file",
+        ])
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["config"][0]["updated"], true);
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        "Host jasmin\n  User alice\n  IdentityFile ~/.ssh/id_ed25519_jasmin\n"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    let set = PathBuf::from(doc["backup_dir"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(set.join("config")).unwrap(), original);
+}
+
+#[test]
+fn an_old_key_asking_for_absurd_kdf_work_does_not_hang_the_check() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let old = old_key(&ssh, "ed25519", &[]);
+    // Set the bcrypt rounds field of the key to 4,000,000,000 (a KDF bomb), as a hostile or
+    // damaged file might.
+    let block = pem::parse(fs::read(&old).unwrap()).unwrap();
+    let mut body = block.contents().to_vec();
+    let salt_and_rounds = b"bcrypt";
+    let at = body.windows(6).position(|w| w == salt_and_rounds).unwrap() + 6;
+    // kdfoptions: string(len) { string salt(16), uint32 rounds }
+    let rounds_at = at + 4 + 4 + 16;
+    body[rounds_at..rounds_at + 4].copy_from_slice(&4_000_000_000u32.to_be_bytes());
+    let bombed = pem::encode_config(
+        &pem::Pem::new("OPENSSH PRIVATE KEY", body),
+        pem::EncodeConfig::new()
+            .set_line_ending(pem::LineEnding::LF)
+            .set_line_wrap(70),
+    );
+    fs::write(&old, bombed).unwrap();
+    let (check, _) = check_json(&ssh, &[]);
+    assert_eq!(entry(&check, &old)["kdf_rounds"], 4_000_000_000u64);
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let started = std::time::Instant::now();
+    let out = keyrotate(&ssh)
+        .args([
+            "rotate",
+            "-t",
+            "ed25519",
+            "--no-agent",
+            "--json",
+            "--passphrase-file",
+        ])
+        .arg(&new_pass)
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let verdict = doc["passphrase_check"].as_str().unwrap();
+    assert!(
+        verdict.starts_with("not-checked") && verdict.contains("4000000000"),
+        "{verdict}"
+    );
+    let note = String::from_utf8(out.stderr).unwrap();
+    assert!(note.contains("could not check"), "{note}");
+}
+
+#[test]
+fn the_agent_loses_the_old_identity_and_gains_the_new_one_which_logs_in() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let old = old_key(&ssh, "ecdsa", &[]);
+    let agent = Agent::start();
+    let added = agent.add(&old, &askpass(tmp.path(), PASSPHRASE));
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let old_fp = keygen_l(&old).unwrap().fingerprint;
+    assert_eq!(agent.fingerprints(), vec![old_fp.clone()]);
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let out = keyrotate(&ssh)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .args(["rotate", "-t", "ed25519", "--json", "--passphrase-file"])
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["agent"], "updated");
+    let new = ssh.join("id_ed25519_jasmin");
+    assert_eq!(
+        agent.fingerprints(),
+        vec![keygen_l(&new).unwrap().fingerprint]
+    );
+
+    // sshd accepts the new key through the agent, in BatchMode (nothing can be asked).
+    let sshd = Sshd::start(&[&pub_of(&new)]);
+    let sock = agent.socket.as_os_str().to_owned();
+    let login = sshd.ssh(&pub_of(&new), &[("SSH_AUTH_SOCK", sock.as_os_str())], true);
+    assert_eq!(
+        String::from_utf8_lossy(&login.stdout).trim(),
+        "logged-in",
+        "{}\n{}",
+        String::from_utf8_lossy(&login.stderr),
+        sshd.log()
+    );
+    // And the old key is refused: it is not authorised, and the agent no longer has it.
+    let set = PathBuf::from(doc["backup_dir"].as_str().unwrap());
+    let old_login = sshd.ssh(
+        &set.join("id_ecdsa_jasmin.pub"),
+        &[("SSH_AUTH_SOCK", sock.as_os_str())],
+        true,
+    );
+    assert!(!old_login.status.success());
+
+    // check flags the retired key if it is loaded again.
+    let readd = agent.add(
+        &set.join("id_ecdsa_jasmin"),
+        &askpass(tmp.path(), PASSPHRASE),
+    );
+    assert!(readd.status.success());
+    let out = keyrotate(&ssh)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    let check: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(codes(&check), ["retired-key"]);
+    assert!(
+        check["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&old_fp)
+    );
+}
+
+#[test]
+fn agent_lifetime_is_honoured_and_a_broken_agent_is_only_a_warning() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let agent = Agent::start();
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let out = keyrotate(&ssh)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .args([
+            "rotate",
+            "-t",
+            "ed25519",
+            "--agent-lifetime",
+            "2",
+            "--json",
+            "--passphrase-file",
+        ])
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(agent.fingerprints().len(), 1);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        agent.fingerprints().is_empty(),
+        "the lifetime constraint was not applied"
+    );
+
+    let dead = tmp.path().join("no-agent.sock");
+    let out = keyrotate(&ssh)
+        .env("SSH_AUTH_SOCK", &dead)
+        .args(["rotate", "-t", "ecdsa", "--json", "--passphrase-file"])
+        .arg(pass_file(
+            tmp.path(),
+            "newer",
+            "yet another new passphrase 7",
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        doc["agent"].as_str().unwrap().starts_with("error: "),
+        "{doc:#}"
+    );
+    assert!(opens(
+        &ssh.join("id_ecdsa_jasmin"),
+        "yet another new passphrase 7"
+    ));
+}
+
+#[test]
+fn a_second_rotate_fails_fast_naming_the_lock() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    old_key(&ssh, "ecdsa", &[]);
+    let lock = ssh.join(".keyrotate.lock");
+    fs::write(&lock, "").unwrap();
+    let mut holder = Command::new("flock")
+        .args(["--exclusive", "--no-fork"])
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = tree(&ssh);
+    let out = keyrotate(&ssh)
+        .args(["rotate", "-t", "ed25519", "--no-agent", "--passphrase-file"])
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&lock.display().to_string()));
+    assert_eq!(tree(&ssh), before);
+}
+
+#[test]
+fn rotate_with_an_explicit_file() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let elsewhere = ssh.join("work_key");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", PASSPHRASE, "-f"])
+            .arg(&elsewhere),
+    );
+    let keep = old_key(&ssh, "ecdsa", &[]);
+    let doc = rotate_json(
+        &ssh,
+        &[
+            "-t",
+            "ecdsa",
+            "-f",
+            elsewhere.to_str().unwrap(),
+            "--passphrase-file",
+            pass_file(tmp.path(), "n", NEW).to_str().unwrap(),
+        ],
+    );
+    assert_eq!(doc["private_key"], elsewhere.to_string_lossy().as_ref());
+    assert_eq!(
+        doc["retired"],
+        serde_json::json!([elsewhere.to_string_lossy()])
+    );
+    assert!(opens(&elsewhere, NEW));
+    assert!(opens(&keep, PASSPHRASE), "other keys are left alone");
+}
