@@ -172,7 +172,10 @@ fn pkcs8(bytes: &[u8], passphrase: &Passphrase, limits: &KdfLimits) -> Opens {
             Ok(_) => Opens::Yes,
             Err(_) => Opens::No,
         },
-        Err(pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed)) => Opens::No,
+        // pkcs5 0.7.1 reports bad padding (a wrong passphrase) as `EncryptFailed`.
+        Err(pkcs8::Error::EncryptedPrivateKey(
+            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+        )) => Opens::No,
         Err(pkcs8::Error::EncryptedPrivateKey(_)) => {
             Opens::NotChecked("the old key's PKCS#8 encryption is not supported".to_string())
         }
