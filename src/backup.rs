@@ -414,9 +414,15 @@ impl Store {
         let mut sums = Vec::new();
         for f in files {
             let dest = dir.join(&f.name);
+            // The mode is kept, except that a private key's copy is never readable by others
+            // (a backup must not spread an exposure of the original).
+            let mode = match keyfile::looks_private(&f.bytes) {
+                true => f.mode & 0o700,
+                false => f.mode,
+            };
             let spec = FileSpec {
                 bytes: &f.bytes,
-                mode: f.mode,
+                mode,
                 modified: Some(f.modified),
             };
             fsio::write_new_file(&dest, spec).map_err(write_err(&dest))?;

@@ -953,6 +953,16 @@ fn recognise_certificate(cert_type: &str, line: &[u8]) -> Recognised {
     }
 }
 
+/// Whether `bytes` hold a private key (parsed, or announced by its armour): such files must
+/// never be readable by others, wherever keyrotate writes them.
+pub fn looks_private(bytes: &[u8]) -> bool {
+    match recognise(bytes) {
+        Recognised::Key(key) => key.private,
+        Recognised::Broken(broken) => broken.private == Some(true),
+        Recognised::Certificate | Recognised::NotAKey => false,
+    }
+}
+
 /// Key size as `ssh-keygen -l` reports it: RSA and DSA from the modulus, EC from the curve.
 pub fn key_bits(key_data: &KeyData) -> Option<u32> {
     match key_data {

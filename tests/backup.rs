@@ -154,12 +154,13 @@ fn copies_keep_bytes_mode_and_mtime_under_any_umask() {
         for original in [&key, &public, &odd] {
             let copy = set.join(original.file_name().unwrap());
             assert_eq!(fs::read(&copy).unwrap(), fs::read(original).unwrap());
-            assert_eq!(
-                mode_of(&copy),
-                mode_of(original),
-                "umask {umask}: {}",
-                copy.display()
-            );
+            // Modes are kept, but a private key's copy never keeps group/other bits.
+            let want = if original == &odd {
+                0o600
+            } else {
+                mode_of(original)
+            };
+            assert_eq!(mode_of(&copy), want, "umask {umask}: {}", copy.display());
             let (a, b) = (
                 fs::metadata(&copy).unwrap(),
                 fs::metadata(original).unwrap(),
@@ -334,9 +335,10 @@ fn restore_brings_back_a_deleted_key_and_private_keys_come_back_0600() {
         .to_string();
     assert_eq!(
         mode_of(&Path::new(&set).join("id_rsa2048_pem")),
-        0o644,
-        "the copy keeps the mode"
+        0o600,
+        "a private key's copy drops group/other bits"
     );
+    assert_eq!(mode_of(&Path::new(&set).join("id_rsa2048_pem.pub")), 0o644);
     fs::remove_file(&key).unwrap();
     let name = Path::new(&set).file_name().unwrap().to_str().unwrap();
     let doc = run_json(keyrotate(&ssh).args(["restore", name, "id_rsa2048_pem", "--json"]));
