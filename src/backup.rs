@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use ssh_key::sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 use crate::findings::shell_path;
 use crate::fsio::{self, Bounded, FileSpec};
@@ -74,12 +75,7 @@ pub enum BackupError {
     SetDamaged { set: PathBuf, detail: String },
     #[error("cannot restore {}: {reason}", .path.display())]
     RestoreTarget { path: PathBuf, reason: String },
-    #[error("could not put back {}: {reason}", .path.display())]
-    RestoreWrite {
-        path: PathBuf,
-        reason: String,
-        saved: Option<PathBuf>,
-    },
+
     #[error("cannot read {}: {reason}", .path.display())]
     Read { path: PathBuf, reason: String },
 }
@@ -121,15 +117,6 @@ impl BackupError {
                  run again"
                     .to_string()
             }
-            BackupError::RestoreWrite { saved, .. } => match saved {
-                Some(saved) => format!(
-                    "that file is unchanged; every file this restore replaced is saved in {}; free \
-                     some space (`df -h`) and run the restore again",
-                    saved.display()
-                ),
-                None => "that file is unchanged; free some space (`df -h`) and run the restore again"
-                    .to_string(),
-            },
             BackupError::UnknownSet { available, .. } => match available.is_empty() {
                 true => "there are no backup sets yet; make one with `keyrotate backup`".to_string(),
                 false => format!(
@@ -808,12 +795,21 @@ pub struct RestoreItem {
     pub replaces: bool,
 }
 
-/// What `restore` did.
+/// A file `restore` will write.
 #[derive(Debug, Clone)]
-pub struct Restored {
+pub struct RestoreFile {
+    pub to: PathBuf,
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub mode: u32,
+    pub modified: SystemTime,
+}
+
+/// What `restore` will do: every chosen file of the set, and the ones to write.
+#[derive(Debug, Clone)]
+pub struct RestorePlan {
     pub set: SetInfo,
-    pub saved: Option<CreatedSet>,
     pub items: Vec<RestoreItem>,
+    pub files: Vec<RestoreFile>,
 }
 
 /// The files of `set` that `keys` name (a key brings its pair), or every file.
@@ -846,14 +842,14 @@ fn select_files<'a>(set: &'a SetInfo, keys: &[OsString]) -> Result<Vec<&'a SetFi
     Ok(chosen)
 }
 
-/// Put the keys of set `set_name` back into `ssh_dir`, saving first whatever they replace.
-pub fn restore(
+/// Work out what restoring set `set_name` (or just `keys` of it) into `ssh_dir` involves. Refuses
+/// an unknown, incomplete or damaged set, an unknown key, and a target that cannot be replaced.
+pub fn plan_restore(
     store: &Store,
     ssh_dir: &Path,
     set_name: &str,
     keys: &[OsString],
-    now: SystemTime,
-) -> Result<Restored> {
+) -> Result<RestorePlan> {
     let set = store.find(set_name)?;
     if set.state == SetState::Incomplete {
         return Err(BackupError::SetIncomplete { set: set.dir });
@@ -875,10 +871,8 @@ pub fn restore(
             });
         }
     }
-
-    // Look at every target before changing anything.
     let mut items = Vec::new();
-    let mut to_save = Vec::new();
+    let mut files = Vec::new();
     for f in &chosen {
         let to = ssh_dir.join(&f.name);
         let bytes = f.bytes.as_deref().unwrap_or_default();
@@ -896,28 +890,28 @@ pub fn restore(
                     reason: "a directory has that name".to_string(),
                 });
             }
-            Ok(meta) => {
-                let is_link = meta.file_type().is_symlink();
-                match read_source(&to)? {
-                    Ok(live) => {
-                        // Identical content (even through a symlink) needs no restoring.
-                        let same = live.bytes == bytes;
-                        if !same {
-                            to_save.push(live);
-                        }
-                        (same, !same)
-                    }
-                    // A dangling link or special file: nothing to save, but never write through it.
-                    Err(_) if is_link => (false, true),
-                    Err(skipped) => {
-                        return Err(BackupError::RestoreTarget {
-                            path: to,
-                            reason: skipped.reason,
-                        });
-                    }
+            Ok(meta) => match read_source(&to)? {
+                // Identical content (even through a symlink) needs no restoring.
+                Ok(live) => (live.bytes == bytes, live.bytes != bytes),
+                // A dangling link: nothing to save, and it is replaced, never written through.
+                Err(_) if meta.file_type().is_symlink() => (false, true),
+                Err(skipped) => {
+                    return Err(BackupError::RestoreTarget {
+                        path: to,
+                        reason: skipped.reason,
+                    });
                 }
-            }
+            },
         };
+        if !unchanged {
+            files.push(RestoreFile {
+                to: to.clone(),
+                bytes: Zeroizing::new(bytes.to_vec()),
+                // Private keys go back 0600 whatever they were; public keys keep their mode.
+                mode: if f.private { 0o600 } else { f.mode },
+                modified: f.modified,
+            });
+        }
         items.push(RestoreItem {
             from: f.path.clone(),
             to,
@@ -926,34 +920,7 @@ pub fn restore(
             replaces,
         });
     }
-
-    let saved = match to_save.is_empty() {
-        true => None,
-        false => Some(store.create_set(&to_save, now)?),
-    };
-    for (item, f) in items.iter().zip(&chosen) {
-        if item.unchanged {
-            continue;
-        }
-        let spec = FileSpec {
-            bytes: f.bytes.as_deref().unwrap_or_default(),
-            // Private keys go back 0600 whatever they were; public keys keep their mode.
-            mode: if f.private { 0o600 } else { f.mode },
-            modified: Some(f.modified),
-        };
-        let restore_err = |e: io::Error| BackupError::RestoreWrite {
-            path: item.to.clone(),
-            reason: io_reason(&e),
-            saved: saved.as_ref().map(|s| s.dir.clone()),
-        };
-        fsio::replace_atomically(&item.to, spec).map_err(restore_err)?;
-    }
-    fsio::sync_dir(ssh_dir).map_err(|e| BackupError::RestoreWrite {
-        path: ssh_dir.to_path_buf(),
-        reason: io_reason(&e),
-        saved: saved.as_ref().map(|s| s.dir.clone()),
-    })?;
-    Ok(Restored { set, saved, items })
+    Ok(RestorePlan { set, items, files })
 }
 
 #[cfg(test)]

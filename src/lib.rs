@@ -16,6 +16,7 @@
 //! - [`retired`]: the record of keys `rotate` retired.
 //! - [`agent`]: the ssh-agent client.
 //! - [`sshconfig`]: `IdentityFile` lines of `~/.ssh/config`.
+//! - [`restore`]: putting a backup set back, through a transaction.
 //! - [`fsio`]: the only module that writes files (born private, fsynced, atomic replacement).
 //! - [`lock`]: one keyrotate at a time per SSH directory.
 //! - [`timefmt`]: the timestamps keyrotate prints.
@@ -33,6 +34,7 @@ pub mod lock;
 pub mod oldkey;
 pub mod passphrase;
 pub mod pem_legacy;
+pub mod restore;
 pub mod retired;
 pub mod rotation;
 pub mod sshconfig;

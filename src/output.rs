@@ -160,6 +160,9 @@ fn hint_for(err: &anyhow::Error) -> String {
         if let Some(e) = cause.downcast_ref::<keyrotate::transaction::TxError>() {
             return e.hint();
         }
+        if let Some(e) = cause.downcast_ref::<keyrotate::restore::RestoreError>() {
+            return e.hint();
+        }
     }
     for cause in err.chain() {
         if let Some(io) = cause.downcast_ref::<io::Error>() {

@@ -79,11 +79,13 @@ pub struct NewFile {
     pub mode: u32,
     /// May an existing file at `target` be replaced (after being saved)? If not, one there is an error.
     pub replace: bool,
+    /// Its modification time (restore puts back the saved one); `None` for now.
+    pub modified: Option<SystemTime>,
 }
 
 /// Everything one transaction changes.
 pub struct Change {
-    /// `"generate"` or `"rotate"`: shown when a later command recovers it.
+    /// `"generate"`, `"rotate"` or `"restore"`: shown when a later command recovers it.
     pub operation: &'static str,
     pub new_files: Vec<NewFile>,
     /// Live files to take out of the live directory (they are saved in the backup set first).
@@ -219,7 +221,8 @@ fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
-/// Read a live file to save it; a symlink that leads nowhere is recorded with an empty hash.
+/// Read a live file to save it. A symlink that leads nowhere has nothing to save (`None`); it
+/// is replaced or removed like any other name, never written through.
 fn live_source(path: &Path) -> Result<Option<(SourceFile, LiveFile)>> {
     match backup::read_source(path)? {
         Ok(source) => {
@@ -229,6 +232,7 @@ fn live_source(path: &Path) -> Result<Option<(SourceFile, LiveFile)>> {
             };
             Ok(Some((source, live)))
         }
+        Err(_) if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => Ok(None),
         Err(skipped) => Err(TxError::Backup(BackupError::Source {
             path: skipped.path,
             reason: skipped.reason,
@@ -298,7 +302,10 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
         Ok(backup) => {
             journal.phase = Phase::Committing;
             write_journal(ssh_dir, &journal)?;
-            apply(ssh_dir, &journal)?;
+            // Past the commit point the change must be finished. Apply is idempotent: a passing
+            // failure (EIO on one fsync) is retried once; a lasting one leaves the journal, and
+            // the next keyrotate command finishes the job.
+            apply(ssh_dir, &journal).or_else(|_| apply(ssh_dir, &journal))?;
             Ok(Committed { backup })
         }
         Err(e) => {
@@ -338,7 +345,7 @@ fn prepare(
         let spec = FileSpec {
             bytes: &file.bytes,
             mode: file.mode,
-            modified: None,
+            modified: file.modified,
         };
         fsio::write_new_file(&staged.staged, spec).map_err(write_err(&file.target))?;
     }
@@ -505,9 +512,64 @@ impl Recovered {
     }
 }
 
-/// Finish or undo a transaction a killed process left behind, and remove stray temporary files.
-/// The caller holds the SSH directory's lock.
-pub fn recover(ssh_dir: &Path) -> Result<Option<Recovered>> {
+/// Everything recovery did, one sentence each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub transaction: Option<Recovered>,
+    /// Backup sets left unfinished by a killed run (copies of files that are still live), removed.
+    pub removed_sets: Vec<String>,
+}
+
+impl RecoveryReport {
+    pub fn notes(&self) -> Vec<String> {
+        let mut notes: Vec<String> = self.transaction.iter().map(Recovered::describe).collect();
+        for set in &self.removed_sets {
+            notes.push(format!(
+                "removed the unfinished backup set key_backup/{set} left by an interrupted run (your \
+                 keys were never changed by it)"
+            ));
+        }
+        notes
+    }
+}
+
+/// Finish or undo what killed keyrotate runs left behind: a transaction, unfinished backup sets,
+/// stray temporary files. The caller holds the SSH directory's lock, so nothing is in progress.
+pub fn recover(ssh_dir: &Path) -> Result<RecoveryReport> {
+    let transaction = recover_transaction(ssh_dir)?;
+    let mut removed_sets = Vec::new();
+    if let Ok(Some(store)) = Store::open_existing(ssh_dir) {
+        for name in incomplete_sets(store.root()) {
+            if store
+                .remove_if_incomplete(&name)
+                .map_err(write_err(&store.root().join(&name)))?
+            {
+                removed_sets.push(name);
+            }
+        }
+    }
+    remove_stray_temporaries(ssh_dir)?;
+    Ok(RecoveryReport {
+        transaction,
+        removed_sets,
+    })
+}
+
+/// Names of sets in `root` still carrying the INCOMPLETE marker.
+fn incomplete_sets(root: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().join(backup::INCOMPLETE_MARKER).exists())
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
     let journal = read_journal(ssh_dir)?;
     let recovered = match journal {
         None => None,
@@ -532,7 +594,6 @@ pub fn recover(ssh_dir: &Path) -> Result<Option<Recovered>> {
             }
         }
     };
-    remove_stray_temporaries(ssh_dir)?;
     Ok(recovered)
 }
 
@@ -566,6 +627,9 @@ fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
 /// read-only commands know to recover. Cheap: a `stat` and a directory listing.
 pub fn needs_recovery(ssh_dir: &Path) -> bool {
     if exists(&journal_path(ssh_dir)) {
+        return true;
+    }
+    if !incomplete_sets(&ssh_dir.join(backup::STORE_NAME)).is_empty() {
         return true;
     }
     fs::read_dir(ssh_dir).is_ok_and(|entries| {

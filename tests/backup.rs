@@ -524,19 +524,41 @@ fn a_damaged_set_is_listed_as_damaged_and_only_its_intact_keys_restore() {
 }
 
 #[test]
-fn an_interrupted_set_is_listed_as_incomplete_and_never_restored() {
+fn an_interrupted_set_is_never_restored_and_the_next_command_removes_it() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    generate(&ssh, spec("id_ed25519_openssh_enc"));
+    generate(
+        &ssh,
+        all_specs()
+            .iter()
+            .find(|s| s.name == "id_ed25519_openssh_enc")
+            .unwrap(),
+    );
     let set = PathBuf::from(backup_json(&ssh, &[])["backup_dir"].as_str().unwrap());
+    let name = set.file_name().unwrap().to_str().unwrap().to_string();
+    // What a backup killed half-way leaves: a set still carrying its INCOMPLETE marker.
     fs::write(set.join("INCOMPLETE"), "").unwrap();
-    let listing = list_json(&ssh);
-    assert_eq!(listing["sets"][0]["state"], "incomplete");
-    let out = keyrotate(&ssh)
-        .args(["restore", set.file_name().unwrap().to_str().unwrap()])
-        .output()
+    // While another keyrotate holds the lock, it is shown as incomplete and left alone...
+    let lock = ssh.join(".keyrotate.lock");
+    let mut holder = Command::new("flock")
+        .args(["--exclusive", "--no-fork"])
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
         .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let listing = list_json(&ssh);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(listing["sets"][0]["state"], "incomplete");
+    assert!(set.exists());
+    // ... and the next command removes it (its files were only copies of live keys) and says so.
+    let out = keyrotate(&ssh).args(["restore", &name]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("incomplete"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("removed the unfinished backup set"), "{err}");
+    assert!(err.contains("no backup set named"), "{err}");
+    assert!(!set.exists());
+    assert!(ssh.join("id_ed25519_openssh_enc").exists());
 }
 
 #[test]

@@ -247,6 +247,7 @@ fn styled_path(path: &Path) -> String {
 }
 
 fn list(ctx: &Context) -> Result<ExitCode> {
+    super::recover_if_needed(ctx);
     let store = Store::open_existing(&ctx.ssh_dir)?;
     let listing = match &store {
         Some(store) => store.list()?,

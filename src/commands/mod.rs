@@ -51,8 +51,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// behind (and say so), before the command does its own work.
 pub fn lock_and_recover(ctx: &Context) -> Result<DirLock> {
     let lock = lock::lock_ssh_dir(&ctx.ssh_dir)?;
-    if let Some(recovered) = transaction::recover(&ctx.ssh_dir)? {
-        output::print_note(&recovered.describe());
+    for note in transaction::recover(&ctx.ssh_dir)?.notes() {
+        output::print_note(&note);
     }
     Ok(lock)
 }

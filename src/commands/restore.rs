@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::Result;
-use keyrotate::backup::{self, BackupError, Restored, Store};
+use keyrotate::backup::{self, BackupError, Store};
 use keyrotate::keyfile::sanitize;
+use keyrotate::restore::{self as restorer, Restored};
 
 use super::Context;
 use crate::cli::RestoreArgs;
+use crate::interrupt::Critical;
 use crate::output::{self, UserError};
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
@@ -38,7 +40,10 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     }
     let _lock = super::lock_and_recover(ctx)?;
     let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
-    let restored = backup::restore(&store, &ctx.ssh_dir, &args.set, &keys, SystemTime::now())?;
+    let restored = {
+        let _critical = Critical::enter();
+        restorer::restore(store, &ctx.ssh_dir, &args.set, &keys, SystemTime::now())?
+    };
     print(ctx, &restored)?;
     Ok(ExitCode::SUCCESS)
 }

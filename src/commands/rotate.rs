@@ -238,12 +238,14 @@ fn plan_change(
             bytes: Zeroizing::new(key.private_file.as_bytes().to_vec()),
             mode: 0o600,
             replace: exists(target),
+            modified: None,
         },
         NewFile {
             target: public.clone(),
             bytes: Zeroizing::new(key.public_file.as_bytes().to_vec()),
             mode: 0o644,
             replace: exists(&public),
+            modified: None,
         },
     ];
     if let Some(text) = &config.new_text {
@@ -252,6 +254,7 @@ fn plan_change(
             bytes: Zeroizing::new(text.clone().into_bytes()),
             mode: config.mode,
             replace: true,
+            modified: None,
         });
     }
     let remove: Vec<PathBuf> = old
