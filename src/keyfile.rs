@@ -6,6 +6,7 @@
 //! than the input, no panics on hostile input.
 
 mod openssh_fallback;
+mod wire;
 
 use der::asn1::{ObjectIdentifier, UintRef};
 use der::{Decode, Sequence};
@@ -369,6 +370,13 @@ fn pem_error_reason(e: &pem::PemError) -> String {
 }
 
 fn parse_openssh_private(binary: &[u8]) -> Result<KeyFile, Broken> {
+    if !wire::openssh_private_ok(binary) {
+        return Err(Broken::new(
+            Format::Openssh,
+            true,
+            "the OpenSSH key data is damaged or truncated (a length field does not fit)",
+        ));
+    }
     let key = match ssh_key::PrivateKey::from_bytes(binary) {
         Ok(key) => key,
         Err(e) => {
@@ -622,7 +630,7 @@ fn pkcs8_protection(der: &[u8]) -> Result<Protection, Broken> {
         cipher: "unknown".to_string(),
         kdf: Kdf::Pkcs5("unrecognised PKCS#5 scheme".to_string()),
     };
-    if der::asn1::Any::from_der(der).is_err() {
+    if der::asn1::AnyRef::from_der(der).is_err() {
         return Err(Broken::new(
             Format::Pkcs8,
             true,
@@ -788,11 +796,13 @@ fn parse_putty(text: &[u8]) -> Recognised {
     if !mac.is_some_and(|m| m.len() == mac_len && m.bytes().all(|b| b.is_ascii_hexdigit())) {
         return broken("the PuTTY key file has no valid Private-MAC line (truncated?)");
     }
-    let key_data =
-        match decode_base64(&b64).and_then(|blob| ssh_key::PublicKey::from_bytes(&blob).ok()) {
-            Some(key) => key.key_data().clone(),
-            None => return broken("the PuTTY public key is damaged"),
-        };
+    let key_data = match decode_base64(&b64)
+        .filter(|blob| wire::public_blob_ok(blob))
+        .and_then(|blob| ssh_key::PublicKey::from_bytes(&blob).ok())
+    {
+        Some(key) => key.key_data().clone(),
+        None => return broken("the PuTTY public key is damaged"),
+    };
     if key_data.algorithm().as_str() != algorithm_name.trim() {
         return broken("the PuTTY header names a different algorithm from its public key");
     }
@@ -858,7 +868,10 @@ fn parse_rfc4716_public(text: &[u8]) -> Recognised {
     if !ended {
         return broken("the public key has no END line: the file looks truncated");
     }
-    match decode_base64(&b64).and_then(|blob| ssh_key::PublicKey::from_bytes(&blob).ok()) {
+    match decode_base64(&b64)
+        .filter(|blob| wire::public_blob_ok(blob))
+        .and_then(|blob| ssh_key::PublicKey::from_bytes(&blob).ok())
+    {
         Some(key) => Recognised::Key(Box::new(public_key_file(key.key_data().clone(), comment))),
         None => broken("the public key data is damaged"),
     }
@@ -911,8 +924,16 @@ fn recognise_public_line(bytes: &[u8]) -> Recognised {
     if !PUBLIC_KEY_TYPES.contains(&first_word) {
         return Recognised::NotAKey;
     }
+    let blob_ok = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .nth(1)
+        .and_then(|b64| std::str::from_utf8(b64).ok())
+        .and_then(decode_base64)
+        .is_some_and(|blob| wire::public_blob_ok(&blob));
     let parsed = std::str::from_utf8(line)
         .ok()
+        .filter(|_| blob_ok)
         .and_then(|l| ssh_key::PublicKey::from_openssh(l.trim_end()).ok());
     match parsed {
         Some(key) => {

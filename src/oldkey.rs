@@ -130,7 +130,7 @@ fn der_is_key(tag: &str, der: &[u8]) -> bool {
     match tag {
         "RSA PRIVATE KEY" => pkcs1::RsaPrivateKey::from_der(der).is_ok(),
         "EC PRIVATE KEY" => sec1::EcPrivateKey::from_der(der).is_ok(),
-        _ => der::asn1::Any::from_der(der).is_ok_and(|any| any.tag() == der::Tag::Sequence),
+        _ => der::asn1::AnyRef::from_der(der).is_ok_and(|any| any.tag() == der::Tag::Sequence),
     }
 }
 

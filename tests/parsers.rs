@@ -117,7 +117,8 @@ fn damage_inside_the_decoded_key_never_panics() {
         let body = block.contents().to_vec();
         for at in 0..body.len() {
             let mut mutations: Vec<Vec<u8>> = Vec::new();
-            for mask in [0x01u8, 0x10, 0x80, 0xff] {
+            // Every single-bit flip, and the whole byte inverted.
+            for mask in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff] {
                 let mut b = body.clone();
                 b[at] ^= mask;
                 mutations.push(b);
@@ -150,8 +151,25 @@ fn damage_inside_the_decoded_key_never_panics() {
             recognise_quickly(&name, &rearmour(&tag, &headers, &body[..cut]));
             cases += 1;
         }
+        // Two-bit flips at pseudo-random places (a fixed LCG, so every run tries the same ones).
+        let mut state = 0x2545_f491_4f6c_dd1du64 ^ body.len() as u64;
+        let mut next = |limit: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 33) as usize) % limit
+        };
+        for _ in 0..400 {
+            let mut b = body.clone();
+            let (i, j) = (next(b.len()), next(b.len()));
+            b[i] ^= 1 << next(8);
+            b[j] ^= 1 << next(8);
+            recognise_quickly(&format!("{name} 2-bit"), &rearmour(&tag, &headers, &b));
+            cases += 1;
+        }
     }
-    assert!(cases > 100_000, "only {cases} mutations exercised");
+    eprintln!("{cases} decoded-key mutations");
+    assert!(cases > 200_000, "only {cases} mutations exercised");
 }
 
 #[test]

@@ -1,0 +1,160 @@
+//! A bounds check of SSH wire-format data (RFC 4251 `string`s and `mpint`s) before ssh-key
+//! decodes it. ssh-encoding allocates each field's *declared* length (up to 1 MiB) before reading
+//! it, so a hostile length field could make a 2 KiB key file cost a megabyte; here every declared
+//! length must fit in the bytes actually left, field by field, following the layouts of
+//! OpenSSH's PROTOCOL.key and `sshkey_private_serialize`. Nothing is allocated.
+
+struct Cursor<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Cursor { data }
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if n > self.data.len() {
+            return None;
+        }
+        let (head, tail) = self.data.split_at(n);
+        self.data = tail;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    /// A `string` (or `mpint`): its declared length must fit in what is left.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.u32()?).ok()?;
+        self.take(len)
+    }
+
+    fn strings(&mut self, n: usize) -> Option<()> {
+        for _ in 0..n {
+            self.string()?;
+        }
+        Some(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// Fields after the type name in a public key blob (RFC 4253, RFC 5656, PROTOCOL.u2f).
+fn public_fields(key_type: &[u8], c: &mut Cursor<'_>) -> Option<()> {
+    match key_type {
+        b"ssh-rsa" => c.strings(2),                            // e, n
+        b"ssh-dss" => c.strings(4),                            // p, q, g, y
+        b"ssh-ed25519" => c.strings(1),                        // public key
+        t if t.starts_with(b"ecdsa-sha2-") => c.strings(2),    // curve, Q
+        b"sk-ssh-ed25519@openssh.com" => c.strings(2),         // public key, application
+        b"sk-ecdsa-sha2-nistp256@openssh.com" => c.strings(3), // curve, Q, application
+        _ => None,
+    }
+}
+
+/// A public key blob (`.pub` base64, PuTTY public lines, OpenSSH private key header).
+pub fn public_blob_ok(blob: &[u8]) -> bool {
+    let mut c = Cursor::new(blob);
+    (|| {
+        let key_type = c.string()?;
+        public_fields(key_type, &mut c)?;
+        c.is_empty().then_some(())
+    })()
+    .is_some()
+}
+
+/// The unencrypted private section: two check integers, the key pair, the comment, padding.
+fn private_section_ok(section: &[u8]) -> Option<()> {
+    let mut c = Cursor::new(section);
+    c.u32()?;
+    c.u32()?;
+    let key_type = c.string()?;
+    match key_type {
+        b"ssh-rsa" => c.strings(6)?,     // n, e, d, iqmp, p, q
+        b"ssh-dss" => c.strings(5)?,     // p, q, g, y, x
+        b"ssh-ed25519" => c.strings(2)?, // public key, private key
+        t if t.starts_with(b"ecdsa-sha2-") => c.strings(3)?, // curve, Q, d
+        b"sk-ssh-ed25519@openssh.com" => {
+            c.strings(2)?; // public key, application
+            c.u8()?; // flags
+            c.strings(2)?; // key handle, reserved
+        }
+        b"sk-ecdsa-sha2-nistp256@openssh.com" => {
+            c.strings(3)?; // curve, Q, application
+            c.u8()?;
+            c.strings(2)?;
+        }
+        _ => return None,
+    }
+    c.string()?; // comment
+    // Padding 1, 2, 3, ... up to the cipher block size.
+    (c.data.len() < 32).then_some(())
+}
+
+/// The binary `openssh-key-v1` container.
+pub fn openssh_private_ok(binary: &[u8]) -> bool {
+    (|| {
+        let mut c = Cursor::new(binary.strip_prefix(b"openssh-key-v1\0")?);
+        let cipher = c.string()?;
+        let kdf = c.string()?;
+        let kdf_options = c.string()?;
+        if kdf == b"bcrypt" {
+            let mut o = Cursor::new(kdf_options);
+            o.string()?; // salt
+            o.u32()?; // rounds
+            if !o.is_empty() {
+                return None;
+            }
+        }
+        if c.u32()? != 1 {
+            return None;
+        }
+        if !public_blob_ok(c.string()?) {
+            return None;
+        }
+        let private = c.string()?;
+        if cipher == b"none" {
+            private_section_ok(private)?;
+        }
+        // An AEAD cipher appends its 16-byte tag.
+        (c.data.len() <= 16).then_some(())
+    })()
+    .is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn string(bytes: &[u8]) -> Vec<u8> {
+        let mut out = (bytes.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    #[test]
+    fn a_length_longer_than_what_is_left_is_refused() {
+        let mut blob = string(b"ssh-ed25519");
+        blob.extend(string(&[7; 32]));
+        assert!(public_blob_ok(&blob));
+        let mut hostile = string(b"ssh-ed25519");
+        hostile.extend_from_slice(&0x000f_ffffu32.to_be_bytes());
+        hostile.extend_from_slice(&[7; 32]);
+        assert!(!public_blob_ok(&hostile));
+        assert!(!public_blob_ok(&blob[..blob.len() - 1]));
+        let mut trailing = blob.clone();
+        trailing.push(0);
+        assert!(!public_blob_ok(&trailing));
+        assert!(!public_blob_ok(&string(b"ssh-unknown")));
+    }
+}
