@@ -451,12 +451,19 @@ impl Store {
         Ok(backed_up)
     }
 
-    /// Remove set `name` if (and only if) it is marked incomplete; says whether it did.
+    /// Remove set `name` if (and only if) it is unfinished: marked incomplete, or still empty
+    /// (killed between its `mkdir` and its marker). Says whether it did.
     pub fn remove_if_incomplete(&self, name: &str) -> io::Result<bool> {
         let dir = self.root.join(name);
-        if parse_set_name(OsStr::new(name)).is_none()
-            || fs::symlink_metadata(dir.join(INCOMPLETE_MARKER)).is_err()
-        {
+        if parse_set_name(OsStr::new(name)).is_none() {
+            return Ok(false);
+        }
+        if fs::read_dir(&dir)?.next().is_none() {
+            fs::remove_dir(&dir)?;
+            fsio::sync_dir(&self.root)?;
+            return Ok(true);
+        }
+        if fs::symlink_metadata(dir.join(INCOMPLETE_MARKER)).is_err() {
             return Ok(false);
         }
         for entry in fs::read_dir(&dir)? {

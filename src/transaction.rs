@@ -555,14 +555,18 @@ pub fn recover(ssh_dir: &Path) -> Result<RecoveryReport> {
     })
 }
 
-/// Names of sets in `root` still carrying the INCOMPLETE marker.
+/// Names of sets in `root` that are unfinished: still carrying the INCOMPLETE marker, or empty.
 fn incomplete_sets(root: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();
     };
+    let unfinished = |dir: &Path| {
+        dir.join(backup::INCOMPLETE_MARKER).exists()
+            || fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+    };
     let mut names: Vec<String> = entries
         .flatten()
-        .filter(|e| e.path().join(backup::INCOMPLETE_MARKER).exists())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && unfinished(&e.path()))
         .filter_map(|e| e.file_name().to_str().map(str::to_string))
         .collect();
     names.sort();

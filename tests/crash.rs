@@ -88,27 +88,6 @@ impl Expect<'_> {
     fn check(&self, what: &str) -> Outcome {
         let ssh = self.ssh;
         let all = walk(ssh);
-        for p in &all {
-            let name = p.file_name().unwrap().to_string_lossy();
-            assert!(
-                !name.starts_with(".keyrotate-tmp-"),
-                "{what}: temporary file left: {}",
-                p.display()
-            );
-            assert!(name != ".keyrotate-journal", "{what}: journal left");
-            let meta = fs::symlink_metadata(p).unwrap();
-            if meta.is_file() {
-                let text = fs::read(p).unwrap();
-                if text.windows(11).any(|w| w == b"PRIVATE KEY") {
-                    assert_eq!(
-                        meta.permissions().mode() & 0o077,
-                        0,
-                        "{what}: {} is readable by others",
-                        p.display()
-                    );
-                }
-            }
-        }
         // The old key is intact somewhere under the SSH directory.
         assert!(
             all.iter()
@@ -169,16 +148,13 @@ impl Expect<'_> {
 }
 
 /// Kill `args` at the n-th call of each syscall in turn (n = 1, 2, ... until a run completes), run
-/// one more command, and check the state. Returns every outcome.
+/// one more command, and check the state with `verify`. Returns every outcome.
 fn kill_at_every_step(
     base: &Path,
-    args: &[&str],
-    expect: impl Fn(&Path) -> Expect<'_>,
+    args: &[String],
+    verify: impl Fn(&Path, &str) -> Outcome,
 ) -> Vec<(String, u32, Outcome)> {
     require_strace();
-    let pass_dir = tempfile::tempdir().unwrap();
-    let pass = pass_dir.path().join("new");
-    fs::write(&pass, format!("{NEW}\n")).unwrap();
     let mut outcomes = Vec::new();
     for syscall in SYSCALLS {
         for n in 1..=300u32 {
@@ -192,8 +168,6 @@ fn kill_at_every_step(
                 .arg("--ssh-dir")
                 .arg(&ssh)
                 .args(args)
-                .arg("--passphrase-file")
-                .arg(&pass)
                 .env("HOME", tmp.path())
                 .env_remove("SSH_AUTH_SOCK")
                 .output()
@@ -223,13 +197,14 @@ fn kill_at_every_step(
                 String::from_utf8_lossy(&next.stderr)
             );
             let what = format!("killed at {syscall} #{n}");
-            let outcome = expect(&ssh).check(&what);
+            common_invariants(&ssh, &what);
+            let outcome = verify(&ssh, &what);
             outcomes.push((syscall.to_string(), n, outcome));
             if !killed {
                 assert_eq!(
                     outcome,
                     Outcome::New,
-                    "a completed run must leave the new key"
+                    "a completed run must leave the new state"
                 );
                 break;
             }
@@ -237,6 +212,56 @@ fn kill_at_every_step(
         }
     }
     outcomes
+}
+
+/// After any crash and one more command: no temporary file, journal or unfinished set; every
+/// backup set verifies; no private file is readable by others.
+fn common_invariants(ssh: &Path, what: &str) {
+    for p in walk(ssh) {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            !name.starts_with(".keyrotate-tmp-"),
+            "{what}: temporary file left: {}",
+            p.display()
+        );
+        assert!(name != ".keyrotate-journal", "{what}: journal left");
+        assert!(
+            name != "INCOMPLETE",
+            "{what}: unfinished backup set left: {}",
+            p.display()
+        );
+        let meta = fs::symlink_metadata(&p).unwrap();
+        if meta.is_file() {
+            let text = fs::read(&p).unwrap();
+            if text.windows(11).any(|w| w == b"PRIVATE KEY") {
+                assert_eq!(
+                    meta.permissions().mode() & 0o077,
+                    0,
+                    "{what}: {} is readable by others",
+                    p.display()
+                );
+            }
+        }
+        if meta.is_dir() && p.parent().is_some_and(|d| d.ends_with("key_backup")) {
+            let sums = Command::new("sha256sum")
+                .args(["--quiet", "-c", "SHA256SUMS"])
+                .current_dir(&p)
+                .output()
+                .unwrap();
+            assert!(
+                sums.status.success(),
+                "{what}: set {} does not verify",
+                p.display()
+            );
+        }
+    }
+}
+
+fn with_passphrase(args: &[&str], pass: &Path) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all.push("--passphrase-file".into());
+    all.push(pass.to_string_lossy().into_owned());
+    all
 }
 
 fn summary(outcomes: &[(String, u32, Outcome)]) -> String {
@@ -277,8 +302,9 @@ fn rotate_killed_at_every_step_leaves_the_old_or_the_new_key_whole() {
     let old_bytes = fs::read(&old).unwrap();
     let old_pub_bytes = fs::read(base.join("id_ecdsa_jasmin.pub")).unwrap();
     let old_fingerprint = keygen_l(&old).unwrap().fingerprint;
-    let outcomes = kill_at_every_step(
-        &base,
+    let pass = base_tmp.path().join("new");
+    fs::write(&pass, format!("{NEW}\n")).unwrap();
+    let args = with_passphrase(
         &[
             "rotate",
             "-t",
@@ -287,7 +313,10 @@ fn rotate_killed_at_every_step_leaves_the_old_or_the_new_key_whole() {
             "--update-config",
             "-q",
         ],
-        |ssh| Expect {
+        &pass,
+    );
+    let outcomes = kill_at_every_step(&base, &args, |ssh, what| {
+        Expect {
             ssh,
             old_private: ssh.join("id_ecdsa_jasmin"),
             old_bytes: old_bytes.clone(),
@@ -295,8 +324,9 @@ fn rotate_killed_at_every_step_leaves_the_old_or_the_new_key_whole() {
             old_fingerprint: old_fingerprint.clone(),
             new_private: ssh.join("id_ed25519_jasmin"),
             config: true,
-        },
-    );
+        }
+        .check(what)
+    });
     let text = summary(&outcomes);
     eprintln!("rotate: {text}");
     let killed = outcomes.len() - SYSCALLS.len();
@@ -329,10 +359,11 @@ fn generate_force_killed_at_every_step_leaves_the_old_or_the_new_key_whole() {
     let old_bytes = fs::read(&old).unwrap();
     let old_pub_bytes = fs::read(base.join("id_ed25519_jasmin.pub")).unwrap();
     let old_fingerprint = keygen_l(&old).unwrap().fingerprint;
-    let outcomes = kill_at_every_step(
-        &base,
-        &["generate", "-t", "ed25519", "--force", "-q"],
-        |ssh| Expect {
+    let pass = base_tmp.path().join("new");
+    fs::write(&pass, format!("{NEW}\n")).unwrap();
+    let args = with_passphrase(&["generate", "-t", "ed25519", "--force", "-q"], &pass);
+    let outcomes = kill_at_every_step(&base, &args, |ssh, what| {
+        Expect {
             ssh,
             old_private: ssh.join("id_ed25519_jasmin"),
             old_bytes: old_bytes.clone(),
@@ -340,10 +371,142 @@ fn generate_force_killed_at_every_step_leaves_the_old_or_the_new_key_whole() {
             old_fingerprint: old_fingerprint.clone(),
             new_private: ssh.join("id_ed25519_jasmin"),
             config: false,
-        },
-    );
+        }
+        .check(what)
+    });
     let text = summary(&outcomes);
     eprintln!("generate --force: {text}");
+    assert!(outcomes.len() - SYSCALLS.len() >= 20, "{text}");
+    assert!(
+        outcomes.iter().any(|(_, _, o)| *o == Outcome::Old),
+        "{text}"
+    );
+}
+
+#[test]
+fn backup_killed_at_every_step_never_touches_the_keys_and_leaves_no_partial_set() {
+    let base_tmp = tempfile::tempdir().unwrap();
+    let base = base_tmp.path().join("base");
+    fs::create_dir(&base).unwrap();
+    for (kind, name) in [("ed25519", "id_ed25519_jasmin"), ("ecdsa", "id_ecdsa_work")] {
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", PASSPHRASE, "-f"])
+                .arg(base.join(name)),
+        );
+    }
+    let live: Vec<(String, Vec<u8>)> = fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    let args: Vec<String> = vec!["backup".into(), "-q".into()];
+    let outcomes = kill_at_every_step(&base, &args, |ssh, what| {
+        for (name, bytes) in &live {
+            assert_eq!(
+                &fs::read(ssh.join(name)).unwrap(),
+                bytes,
+                "{what}: {name} changed"
+            );
+        }
+        // Either no set at all, or one complete set holding every key.
+        let sets: Vec<PathBuf> = fs::read_dir(ssh.join("key_backup"))
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match sets.as_slice() {
+            [] => Outcome::Old,
+            [set] => {
+                for (name, bytes) in &live {
+                    assert_eq!(
+                        &fs::read(set.join(name)).unwrap(),
+                        bytes,
+                        "{what}: copy of {name}"
+                    );
+                }
+                Outcome::New
+            }
+            _ => panic!("{what}: more than one set from one backup"),
+        }
+    });
+    let text = summary(&outcomes);
+    eprintln!("backup: {text}");
+    assert!(outcomes.len() - SYSCALLS.len() >= 20, "{text}");
+}
+
+#[test]
+fn restore_killed_at_every_step_leaves_the_pair_whole_and_nothing_lost() {
+    let base_tmp = tempfile::tempdir().unwrap();
+    let base = base_tmp.path().join("base");
+    fs::create_dir(&base).unwrap();
+    set_mode(&base, 0o700);
+    let key = base.join("id_ed25519_jasmin");
+    let make = || {
+        let _ = fs::remove_file(&key);
+        let _ = fs::remove_file(base.join("id_ed25519_jasmin.pub"));
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", PASSPHRASE, "-f"])
+                .arg(&key),
+        );
+        (
+            fs::read(&key).unwrap(),
+            fs::read(base.join("id_ed25519_jasmin.pub")).unwrap(),
+        )
+    };
+    // Version 1 is backed up; version 2 is live when restore runs.
+    let v1 = make();
+    let out = Command::new(bin())
+        .arg("--ssh-dir")
+        .arg(&base)
+        .args(["backup", "--json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let set = Path::new(doc["backup_dir"].as_str().unwrap())
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let v2 = make();
+    let _ = fs::remove_file(base.join(".keyrotate.lock"));
+    let args: Vec<String> = vec!["restore".into(), set, "-q".into()];
+    let outcomes = kill_at_every_step(&base, &args, |ssh, what| {
+        let live = (
+            fs::read(ssh.join("id_ed25519_jasmin")).unwrap(),
+            fs::read(ssh.join("id_ed25519_jasmin.pub")).unwrap(),
+        );
+        let everything: Vec<Vec<u8>> = walk(ssh)
+            .iter()
+            .filter(|p| p.is_file())
+            .map(|p| fs::read(p).unwrap())
+            .collect();
+        for (version, (private, _)) in [("v1", &v1), ("v2", &v2)] {
+            assert!(
+                everything.contains(private),
+                "{what}: {version} of the key is lost"
+            );
+        }
+        if live == v2 {
+            Outcome::Old
+        } else if live == v1 {
+            Outcome::New
+        } else {
+            panic!(
+                "{what}: the live pair is neither wholly the old one nor wholly the restored one"
+            );
+        }
+    });
+    let text = summary(&outcomes);
+    eprintln!("restore: {text}");
     assert!(outcomes.len() - SYSCALLS.len() >= 20, "{text}");
     assert!(
         outcomes.iter().any(|(_, _, o)| *o == Outcome::Old),

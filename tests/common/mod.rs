@@ -282,15 +282,28 @@ pub fn ssh_dir_copy(from: Option<&Path>) -> (tempfile::TempDir, PathBuf) {
     fs::create_dir(&ssh).expect("mkdir");
     set_mode(&ssh, 0o700);
     if let Some(from) = from {
-        for entry in fs::read_dir(from).expect("read fixture") {
-            let entry = entry.expect("entry");
-            let dest = ssh.join(entry.file_name());
-            fs::copy(entry.path(), &dest).expect("copy");
-            let mtime = fs::metadata(entry.path()).unwrap().modified().unwrap();
-            set_mtime(&dest, mtime);
-        }
+        copy_tree(from, &ssh);
     }
     (tmp, ssh)
+}
+
+/// Copy the contents of `from` into the existing directory `to`, recursively, keeping file
+/// modes and mtimes and directory modes.
+pub fn copy_tree(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in fs::read_dir(from).expect("read fixture") {
+        let entry = entry.expect("entry");
+        let dest = to.join(entry.file_name());
+        let meta = fs::symlink_metadata(entry.path()).unwrap();
+        if meta.is_dir() {
+            fs::create_dir(&dest).unwrap();
+            copy_tree(&entry.path(), &dest);
+            set_mode(&dest, meta.permissions().mode() & 0o7777);
+        } else {
+            fs::copy(entry.path(), &dest).expect("copy");
+            set_mtime(&dest, meta.modified().unwrap());
+        }
+    }
 }
 
 pub fn set_mode(path: &Path, mode: u32) {
