@@ -455,7 +455,7 @@ impl Store {
     /// (killed between its `mkdir` and its marker). Says whether it did.
     pub fn remove_if_incomplete(&self, name: &str) -> io::Result<bool> {
         let dir = self.root.join(name);
-        if parse_set_name(OsStr::new(name)).is_none() {
+        if parse_set_name(OsStr::new(name)).is_none() || fs::symlink_metadata(&dir).is_err() {
             return Ok(false);
         }
         if fs::read_dir(&dir)?.next().is_none() {

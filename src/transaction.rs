@@ -117,6 +117,8 @@ pub enum TxError {
     Journal { path: PathBuf, reason: String },
     #[error("keyrotate cannot handle the file name {}: it is not valid UTF-8", .path.display())]
     NonUtf8 { path: PathBuf },
+    #[error("the change was made but could not be completely finished: {reason}")]
+    Unfinished { reason: String },
 }
 
 impl TxError {
@@ -142,6 +144,9 @@ impl TxError {
             TxError::NonUtf8 { .. } => {
                 "rename the file to a UTF-8 name, then run again".to_string()
             }
+            TxError::Unfinished { .. } => "your old key is safe in key_backup/; once the disk \
+                 works again, run `keyrotate check`: it finishes the change first"
+                .to_string(),
         }
     }
 }
@@ -296,16 +301,31 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
         removed,
         backup_set: None,
     };
-    write_journal(ssh_dir, &journal)?;
+    if let Err(e) = write_journal(ssh_dir, &journal) {
+        // The journal may be in place even so (its directory's fsync failed after the rename).
+        // Nothing else was written: take it away again.
+        let _ = fs::remove_file(journal_path(ssh_dir));
+        let _ = fsio::sync_dir(ssh_dir);
+        return Err(e);
+    }
 
     match prepare(ssh_dir, &change, &mut journal, &to_save, now) {
         Ok(backup) => {
             journal.phase = Phase::Committing;
-            write_journal(ssh_dir, &journal)?;
+            if let Err(e) = write_journal(ssh_dir, &journal) {
+                // Still before the commit point (the journal on disk says "preparing").
+                journal.phase = Phase::Preparing;
+                let _ = undo(ssh_dir, &journal, change.store.as_ref());
+                return Err(e);
+            }
             // Past the commit point the change must be finished. Apply is idempotent: a passing
             // failure (EIO on one fsync) is retried once; a lasting one leaves the journal, and
             // the next keyrotate command finishes the job.
-            apply(ssh_dir, &journal).or_else(|_| apply(ssh_dir, &journal))?;
+            apply(ssh_dir, &journal)
+                .or_else(|_| apply(ssh_dir, &journal))
+                .map_err(|e| TxError::Unfinished {
+                    reason: e.to_string(),
+                })?;
             Ok(Committed { backup })
         }
         Err(e) => {
@@ -414,7 +434,11 @@ fn undo(ssh_dir: &Path, journal: &Journal, store: Option<&Store>) -> Result<()> 
             .map_err(write_err(&store.root().join(name)))?;
     }
     let path = journal_path(ssh_dir);
-    fs::remove_file(&path).map_err(write_err(&path))?;
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(write_err(&path)(e)),
+    }
     fsio::sync_dir(ssh_dir).map_err(write_err(ssh_dir))
 }
 
@@ -469,7 +493,12 @@ fn apply(ssh_dir: &Path, journal: &Journal) -> Result<()> {
         fsio::sync_dir(&dir).map_err(write_err(&dir))?;
     }
     let path = journal_path(ssh_dir);
-    fs::remove_file(&path).map_err(write_err(&path))?;
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        // Removed by an earlier attempt whose final fsync failed.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(write_err(&path)(e)),
+    }
     fsio::sync_dir(ssh_dir).map_err(write_err(ssh_dir))
 }
 
