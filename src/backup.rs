@@ -806,6 +806,8 @@ pub struct RestoreItem {
 #[derive(Debug, Clone)]
 pub struct RestoreFile {
     pub to: PathBuf,
+    /// Something is at `to` now (it is saved, then replaced); otherwise the name must stay free.
+    pub replaces: bool,
     pub bytes: Zeroizing<Vec<u8>>,
     pub mode: u32,
     pub modified: SystemTime,
@@ -913,6 +915,7 @@ pub fn plan_restore(
         if !unchanged {
             files.push(RestoreFile {
                 to: to.clone(),
+                replaces,
                 bytes: Zeroizing::new(bytes.to_vec()),
                 // Private keys go back 0600 whatever they were; public keys keep their mode.
                 mode: if f.private { 0o600 } else { f.mode },

@@ -59,7 +59,7 @@ pub fn restore(
             target: f.to.clone(),
             bytes: Zeroizing::new(f.bytes.to_vec()),
             mode: f.mode,
-            replace: true,
+            replace: f.replaces,
             modified: Some(f.modified),
         })
         .collect();

@@ -119,6 +119,8 @@ pub enum TxError {
     NonUtf8 { path: PathBuf },
     #[error("the change was made but could not be completely finished: {reason}")]
     Unfinished { reason: String },
+    #[error("{} appeared while keyrotate was writing, so it was left alone and nothing was changed", .path.display())]
+    Appeared { path: PathBuf },
 }
 
 impl TxError {
@@ -144,6 +146,9 @@ impl TxError {
             TxError::NonUtf8 { .. } => {
                 "rename the file to a UTF-8 name, then run again".to_string()
             }
+            TxError::Appeared { .. } => "something else is writing keys here: let it finish, \
+                 move that file away if it is not needed, then run again"
+                .to_string(),
             TxError::Unfinished { .. } => "your old key is safe in key_backup/; once the disk \
                  works again, run `keyrotate check`: it finishes the change first"
                 .to_string(),
@@ -321,12 +326,15 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
             // Past the commit point the change must be finished. Apply is idempotent: a passing
             // failure (EIO on one fsync) is retried once; a lasting one leaves the journal, and
             // the next keyrotate command finishes the job.
-            apply(ssh_dir, &journal)
+            let applied = apply(ssh_dir, &journal)
                 .or_else(|_| apply(ssh_dir, &journal))
                 .map_err(|e| TxError::Unfinished {
                     reason: e.to_string(),
                 })?;
-            Ok(Committed { backup })
+            match applied {
+                Applied::Done => Ok(Committed { backup }),
+                Applied::UndoneBecauseAppeared(path) => Err(TxError::Appeared { path }),
+            }
         }
         Err(e) => {
             let _ = undo(ssh_dir, &journal, change.store.as_ref());
@@ -444,37 +452,24 @@ fn undo(ssh_dir: &Path, journal: &Journal, store: Option<&Store>) -> Result<()> 
 
 /// After the commit point: renames, links and unlinks only. Idempotent, so that recovery can run
 /// it again after a crash part-way through.
-fn apply(ssh_dir: &Path, journal: &Journal) -> Result<()> {
-    for staged in &journal.staged {
-        if exists(&staged.staged) {
-            if staged.replace {
-                fs::rename(&staged.staged, &staged.target).map_err(write_err(&staged.target))?;
-            } else {
-                match fs::hard_link(&staged.staged, &staged.target) {
-                    Ok(()) => {}
-                    // Already linked by a run that was killed before removing the staged name.
-                    Err(e)
-                        if e.kind() == io::ErrorKind::AlreadyExists
-                            && sha_of(&staged.target).ok().flatten().as_deref()
-                                == Some(&staged.sha256) => {}
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        return Err(TxError::Changed {
-                            path: staged.target.clone(),
-                        });
-                    }
-                    Err(_) => {
-                        // No hard links on this filesystem: the target is free (we hold the
-                        // lock and checked), so a rename cannot replace anything.
-                        fs::rename(&staged.staged, &staged.target)
-                            .map_err(write_err(&staged.target))?;
-                    }
-                }
-                match fs::remove_file(&staged.staged) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(write_err(&staged.staged)(e)),
-                }
+///
+/// Links that must not replace anything come first: if one of those names has been taken
+/// meanwhile (by something other than keyrotate, which we lock out), nothing has been renamed or
+/// removed yet, so the transaction is undone instead, leaving that file alone.
+fn apply(ssh_dir: &Path, journal: &Journal) -> Result<Applied> {
+    for staged in journal.staged.iter().filter(|s| !s.replace) {
+        match link_no_replace(staged) {
+            Ok(()) => {}
+            Err(TxError::Appeared { path }) => {
+                undo_links(ssh_dir, journal)?;
+                return Ok(Applied::UndoneBecauseAppeared(path));
             }
+            Err(e) => return Err(e),
+        }
+    }
+    for staged in journal.staged.iter().filter(|s| s.replace) {
+        if exists(&staged.staged) {
+            fs::rename(&staged.staged, &staged.target).map_err(write_err(&staged.target))?;
         } else if sha_of(&staged.target).ok().flatten().as_deref() != Some(&staged.sha256) {
             return Err(TxError::Changed {
                 path: staged.target.clone(),
@@ -498,6 +493,94 @@ fn apply(ssh_dir: &Path, journal: &Journal) -> Result<()> {
         // Removed by an earlier attempt whose final fsync failed.
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(write_err(&path)(e)),
+    }
+    fsio::sync_dir(ssh_dir).map_err(write_err(ssh_dir))?;
+    Ok(Applied::Done)
+}
+
+/// How [`apply`] ended.
+enum Applied {
+    Done,
+    /// A name to be created was taken meanwhile: the transaction was undone.
+    UndoneBecauseAppeared(PathBuf),
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(write_err(path)(e)),
+    }
+}
+
+/// Give a staged file a name that must be free. Where the filesystem has no hard links, the
+/// bytes are written there with `create_new`, which cannot replace anything either.
+fn link_no_replace(staged: &Staged) -> Result<()> {
+    let ours = || sha_of(&staged.target).ok().flatten().as_deref() == Some(staged.sha256.as_str());
+    if !exists(&staged.staged) {
+        // Linked by a run killed before it removed the staged name?
+        return match ours() {
+            true => Ok(()),
+            false => Err(TxError::Changed {
+                path: staged.target.clone(),
+            }),
+        };
+    }
+    match fs::hard_link(&staged.staged, &staged.target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && ours() => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            return Err(TxError::Appeared {
+                path: staged.target.clone(),
+            });
+        }
+        Err(_) => {
+            let bytes = match fsio::read_bounded(&staged.staged, MAX_KEY_FILE_SIZE) {
+                Ok(Bounded::Bytes(bytes)) => Zeroizing::new(bytes),
+                _ => {
+                    return Err(TxError::Changed {
+                        path: staged.staged.clone(),
+                    });
+                }
+            };
+            let mode = fs::metadata(&staged.staged)
+                .ok()
+                .and_then(|m| crate::inventory::unix_mode(&m))
+                .unwrap_or(0o600);
+            let spec = FileSpec {
+                bytes: &bytes,
+                mode,
+                modified: fs::metadata(&staged.staged).and_then(|m| m.modified()).ok(),
+            };
+            match fsio::write_new_file(&staged.target, spec) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(TxError::Appeared {
+                        path: staged.target.clone(),
+                    });
+                }
+                Err(e) => return Err(write_err(&staged.target)(e)),
+            }
+        }
+    }
+    remove_if_present(&staged.staged)
+}
+
+/// Take back the names linked by [`link_no_replace`] (only files that are ours, by content), and
+/// every staged file, then the journal: the live files are as they were.
+fn undo_links(ssh_dir: &Path, journal: &Journal) -> Result<()> {
+    for staged in journal.staged.iter().filter(|s| !s.replace) {
+        let ours = sha_of(&staged.target).ok().flatten().as_deref() == Some(staged.sha256.as_str());
+        if ours && !fs::symlink_metadata(&staged.target).is_ok_and(|m| m.file_type().is_symlink()) {
+            remove_if_present(&staged.target)?;
+        }
+    }
+    for staged in &journal.staged {
+        remove_if_present(&staged.staged)?;
+    }
+    remove_if_present(&journal_path(ssh_dir))?;
+    for dir in parent_dirs(journal) {
+        fsio::sync_dir(&dir).map_err(write_err(&dir))?;
     }
     fsio::sync_dir(ssh_dir).map_err(write_err(ssh_dir))
 }
@@ -616,14 +699,17 @@ fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
                         started: journal.started,
                     })
                 }
-                Phase::Committing => {
-                    apply(ssh_dir, &journal)?;
-                    Some(Recovered::Finished {
+                Phase::Committing => match apply(ssh_dir, &journal)? {
+                    Applied::Done => Some(Recovered::Finished {
                         operation: journal.operation,
                         started: journal.started,
                         backup_set: journal.backup_set,
-                    })
-                }
+                    }),
+                    Applied::UndoneBecauseAppeared(_) => Some(Recovered::Undone {
+                        operation: journal.operation,
+                        started: journal.started,
+                    }),
+                },
             }
         }
     };

@@ -32,6 +32,10 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
     if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
         generate::check_target(&target, args.force)?;
     }
+    if args.force && ctx.ssh_dir.is_dir() {
+        // A backup store that would be refused later is refused now, before anything is asked.
+        Store::open_existing(&ctx.ssh_dir)?;
+    }
     let passphrase = new_passphrase(args, &spec, &target)?;
     ensure_ssh_dir(&ctx.ssh_dir)?;
     let _lock = super::lock_and_recover(ctx)?;

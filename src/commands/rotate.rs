@@ -57,6 +57,8 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     let target = target_path(ctx, &args.generate, &spec)?;
     ensure_ssh_dir(&ctx.ssh_dir)?;
     let _lock = super::lock_and_recover(ctx)?;
+    // A backup store that would be refused later is refused now, before anything is asked.
+    Store::open_existing(&ctx.ssh_dir)?;
 
     let old = match &args.generate.file {
         Some(_) => rotation::key_at(&target)?.into_iter().collect(),
