@@ -171,7 +171,8 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// Its name inside the set.
     pub name: OsString,
-    pub bytes: Vec<u8>,
+    /// Wiped on drop: an unencrypted key's bytes are its secret.
+    pub bytes: Zeroizing<Vec<u8>>,
     pub mode: u32,
     pub modified: SystemTime,
     /// Set when `path` is a symbolic link: the copy holds the content of what it points to.
@@ -645,7 +646,7 @@ pub struct SetFile {
     pub expected_sha256: Option<String>,
     /// `None` when the file could not be read.
     pub actual_sha256: Option<String>,
-    pub bytes: Option<Vec<u8>>,
+    pub bytes: Option<Zeroizing<Vec<u8>>>,
     pub mode: u32,
     pub modified: SystemTime,
     pub key: Option<PublicInfo>,
@@ -743,7 +744,7 @@ fn inspect_set(dir: &Path) -> Result<SetInfo> {
             Err(e) => (None, Some(format!("cannot be read ({})", io_reason(&e)))),
         };
         let meta = fs::symlink_metadata(&path).ok();
-        let actual_sha256 = bytes.as_deref().map(sha256_hex);
+        let actual_sha256 = bytes.as_deref().map(|b| sha256_hex(b));
         let expected_sha256 = expected.get(&n).cloned();
         let shown = n.to_string_lossy();
         if let Some(reason) = reason {
@@ -755,7 +756,7 @@ fn inspect_set(dir: &Path) -> Result<SetInfo> {
         } else if expected_sha256 != actual_sha256 {
             problems.push(format!("{shown} does not match {SUMS_NAME}"));
         }
-        let (key, private) = match bytes.as_deref().map(keyfile::recognise) {
+        let (key, private) = match bytes.as_deref().map(|b| keyfile::recognise(b)) {
             Some(Recognised::Key(k)) => (k.public.clone(), k.private),
             Some(Recognised::Broken(b)) => (None, b.private != Some(false)),
             _ => (None, true),
@@ -884,7 +885,7 @@ pub fn plan_restore(
     let mut files = Vec::new();
     for f in &chosen {
         let to = ssh_dir.join(&f.name);
-        let bytes = f.bytes.as_deref().unwrap_or_default();
+        let bytes: &[u8] = f.bytes.as_deref().map(|b| b.as_slice()).unwrap_or_default();
         let (unchanged, replaces) = match fs::symlink_metadata(&to) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (false, false),
             Err(e) => {
@@ -901,7 +902,10 @@ pub fn plan_restore(
             }
             Ok(meta) => match read_source(&to)? {
                 // Identical content (even through a symlink) needs no restoring.
-                Ok(live) => (live.bytes == bytes, live.bytes != bytes),
+                Ok(live) => (
+                    live.bytes.as_slice() == bytes,
+                    live.bytes.as_slice() != bytes,
+                ),
                 // A dangling link: nothing to save, and it is replaced, never written through.
                 Err(_) if meta.file_type().is_symlink() => (false, true),
                 Err(skipped) => {

@@ -10,13 +10,16 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use zeroize::Zeroizing;
+
 /// Prefix of every temporary file keyrotate creates; `check` ignores such names.
 pub const TEMP_PREFIX: &str = ".keyrotate-tmp-";
 
 /// The outcome of a bounded read.
 #[derive(Debug)]
 pub enum Bounded {
-    Bytes(Vec<u8>),
+    /// The contents, in a buffer wiped when dropped: key files can hold unencrypted keys.
+    Bytes(Zeroizing<Vec<u8>>),
     /// Not a regular file (FIFO, device, socket, directory).
     NotRegular,
     /// Larger than the limit; the size found.
@@ -46,7 +49,7 @@ pub fn read_bounded(path: &Path, max: u64) -> io::Result<Bounded> {
     if meta.len() > max {
         return Ok(Bounded::TooLarge(meta.len()));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
     file.take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Ok(Bounded::TooLarge(bytes.len() as u64));
@@ -150,7 +153,7 @@ pub fn write_new_file(path: &Path, spec: FileSpec<'_>) -> io::Result<()> {
 /// Read a file back and say whether it holds exactly `bytes`.
 pub fn read_back_matches(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     match read_bounded(path, bytes.len() as u64)? {
-        Bounded::Bytes(found) => Ok(found == bytes),
+        Bounded::Bytes(found) => Ok(found.as_slice() == bytes),
         _ => Ok(false),
     }
 }

@@ -83,8 +83,11 @@ fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
-/// A file's bytes and the public key it reveals, if it is a readable regular file.
-fn read_key(path: &Path) -> io::Result<Option<(Vec<u8>, Option<PublicInfo>)>> {
+/// A key file's bytes (wiped on drop) and the public key it reveals.
+type KeyBytes = (Zeroizing<Vec<u8>>, Option<PublicInfo>);
+
+/// The file's bytes and public key, if it is a readable regular file.
+fn read_key(path: &Path) -> io::Result<Option<KeyBytes>> {
     match fsio::read_bounded(path, MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => {
             let public = match keyfile::recognise(&bytes) {
@@ -113,7 +116,7 @@ pub fn key_at(private_path: &Path) -> io::Result<Option<OldKey>> {
         && let Some((bytes, info)) = read_key(path)?
     {
         key = info;
-        private_bytes = Some(Zeroizing::new(bytes));
+        private_bytes = Some(bytes);
     }
     if key.is_none()
         && let Some(path) = &public
