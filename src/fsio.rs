@@ -41,16 +41,47 @@ fn open_for_reading(path: &Path) -> io::Result<File> {
 
 /// Read a whole regular file of at most `max` bytes; refuse anything else without reading it.
 pub fn read_bounded(path: &Path, max: u64) -> io::Result<Bounded> {
+    read_bounded_with_metadata(path, max).map(|(bounded, _)| bounded)
+}
+
+/// As [`read_bounded`], also giving the metadata of what was opened (one `fstat`, no `stat`).
+pub fn read_bounded_with_metadata(path: &Path, max: u64) -> io::Result<(Bounded, fs::Metadata)> {
     let file = open_for_reading(path)?;
     let meta = file.metadata()?;
+    let bounded = read_open_file(file, &meta, max)?;
+    Ok((bounded, meta))
+}
+
+fn read_open_file(file: File, meta: &fs::Metadata, max: u64) -> io::Result<Bounded> {
     if !meta.is_file() {
         return Ok(Bounded::NotRegular);
     }
     if meta.len() > max {
         return Ok(Bounded::TooLarge(meta.len()));
     }
-    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
-    file.take(max + 1).read_to_end(&mut bytes)?;
+    if meta.len() == 0 {
+        // Some filesystems report no size: read to the end, within the limit.
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.take(max + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > max {
+            return Ok(Bounded::TooLarge(bytes.len() as u64));
+        }
+        return Ok(Bounded::Bytes(bytes));
+    }
+    // Read the size fstat gave: a snapshot of the file, usually in one read, with no extra read
+    // to find its end (a key file is never appended to while it is being checked).
+    let mut bytes = Zeroizing::new(vec![0u8; meta.len() as usize]);
+    let mut filled = 0;
+    let mut file = file;
+    while filled < bytes.len() {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
     if bytes.len() as u64 > max {
         return Ok(Bounded::TooLarge(bytes.len() as u64));
     }

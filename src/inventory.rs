@@ -12,6 +12,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use rayon::prelude::*;
+
 use crate::findings::{self, Code, Finding, KeyFacts, Policy, Severity};
 use crate::fsio::{self, Bounded};
 use crate::keyfile::{
@@ -250,17 +252,21 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
         ));
     }
 
-    let mut scanned = Vec::new();
+    let mut names = Vec::new();
     for entry in fs::read_dir(ssh_dir).map_err(read_err)? {
         let entry = entry.map_err(read_err)?;
         let name = entry.file_name();
-        if is_excluded_name(&name) {
-            continue;
-        }
-        if let Some(s) = scan_entry(name, entry.path()) {
-            scanned.push(s);
+        if !is_excluded_name(&name) {
+            // The type comes with the directory entry on most filesystems: no syscall.
+            let regular = entry.file_type().is_ok_and(|t| t.is_file());
+            names.push((name, entry.path(), regular));
         }
     }
+    // Reading and parsing is most of the work: spread it over the cores.
+    let mut scanned: Vec<Scanned> = names
+        .into_par_iter()
+        .filter_map(|(name, path, regular)| scan_entry(name, path, regular))
+        .collect();
     scanned.sort_by(|a, b| a.name.cmp(&b.name));
 
     inventory.keys = pair_and_describe(scanned, policy, now);
@@ -282,7 +288,23 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
 }
 
 /// Look at one directory entry; `None` when it is not a key and not pretending to be one.
-fn scan_entry(name: OsString, path: PathBuf) -> Option<Scanned> {
+fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
+    if regular {
+        // The common case, in one open and one fstat. Anything unexpected (the file changed
+        // type meanwhile, say) falls through to the careful path below.
+        if let Ok((bounded, meta)) = fsio::read_bounded_with_metadata(&path, MAX_KEY_FILE_SIZE)
+            && meta.is_file()
+        {
+            let content = content_of(&name, bounded)?;
+            return Some(Scanned {
+                name,
+                path,
+                meta,
+                symlink_target: None,
+                content,
+            });
+        }
+    }
     let lmeta = fs::symlink_metadata(&path).ok()?;
     let symlink_target = if lmeta.file_type().is_symlink() {
         fs::read_link(&path).ok()
@@ -343,25 +365,7 @@ fn scan_entry(name: OsString, path: PathBuf) -> Option<Scanned> {
         return unreadable(meta, symlink_target, reason, NextStep::MoveAway);
     }
     let content = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
-        Ok(Bounded::Bytes(bytes)) => match keyfile::recognise(&bytes) {
-            Recognised::Key(key) => Content::Key(key),
-            Recognised::Broken(broken) => Content::Broken(broken),
-            Recognised::Certificate => return None,
-            Recognised::NotAKey if is_key_like_name(&name) => Content::Broken(keyfile::Broken {
-                format: Format::Unknown,
-                private: None,
-                encrypted: None,
-                reason: "its contents are not in any SSH key format".to_string(),
-            }),
-            Recognised::NotAKey => return None,
-        },
-        Ok(Bounded::NotRegular) => Content::Unreadable(Unreadable::new(
-            "it stopped being a regular file while keyrotate looked at it".to_string(),
-            NextStep::MoveAway,
-        )),
-        Ok(Bounded::TooLarge(len)) => {
-            Content::Unreadable(Unreadable::new(too_large(len), NextStep::MoveAway))
-        }
+        Ok(bounded) => content_of(&name, bounded)?,
         Err(e) => Content::Unreadable(Unreadable::new(
             format!("it cannot be read ({})", io_reason(&e)),
             NextStep::CheckPermissions,
@@ -373,6 +377,31 @@ fn scan_entry(name: OsString, path: PathBuf) -> Option<Scanned> {
         meta,
         symlink_target,
         content,
+    })
+}
+
+/// What a file's contents make it; `None` when it is not a key and not named like one.
+fn content_of(name: &OsStr, bounded: Bounded) -> Option<Content> {
+    Some(match bounded {
+        Bounded::Bytes(bytes) => match keyfile::recognise(&bytes) {
+            Recognised::Key(key) => Content::Key(key),
+            Recognised::Broken(broken) => Content::Broken(broken),
+            Recognised::Certificate => return None,
+            Recognised::NotAKey if is_key_like_name(name) => Content::Broken(keyfile::Broken {
+                format: Format::Unknown,
+                private: None,
+                encrypted: None,
+                reason: "its contents are not in any SSH key format".to_string(),
+            }),
+            Recognised::NotAKey => return None,
+        },
+        Bounded::NotRegular => Content::Unreadable(Unreadable::new(
+            "it stopped being a regular file while keyrotate looked at it".to_string(),
+            NextStep::MoveAway,
+        )),
+        Bounded::TooLarge(len) => {
+            Content::Unreadable(Unreadable::new(too_large(len), NextStep::MoveAway))
+        }
     })
 }
 
@@ -577,7 +606,7 @@ fn describe(main: Scanned, public: Option<Scanned>, policy: &Policy, now: System
     if let Some(info) = &entry.public {
         entry.algorithm = info.algorithm;
         entry.bits = info.bits;
-        entry.fingerprint = Some(info.fingerprint.clone());
+        entry.fingerprint = Some(info.fingerprint().to_string());
     } else {
         entry.algorithm = private_algorithm;
     }
@@ -667,8 +696,8 @@ fn mismatch_finding(
             "{} is not the public half of this private key (it is {}, the private key is {}): \
              uploading it would lock you out. Recreate it with `ssh-keygen -y -f {} > {}`.",
             public.display(),
-            theirs.fingerprint,
-            mine.fingerprint,
+            theirs.fingerprint(),
+            mine.fingerprint(),
             findings::shell_path(private),
             findings::shell_path(public)
         ),

@@ -5,7 +5,7 @@
 //! Everything here works on bytes already read (bounded by the caller): no I/O, no allocation larger
 //! than the input, no panics on hostile input.
 
-mod openssh_fallback;
+mod openssh;
 mod wire;
 
 use der::asn1::{ObjectIdentifier, UintRef};
@@ -112,26 +112,39 @@ impl KeyAlgorithm {
 }
 
 /// The public half of a key, with the facts `ssh-keygen -l` prints about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PublicInfo {
     pub key_data: KeyData,
     pub algorithm: Option<KeyAlgorithm>,
     pub bits: Option<u32>,
-    /// `SHA256:...`, exactly as `ssh-keygen -l -E sha256` prints it.
-    pub fingerprint: String,
+    /// Computed when first asked for: a `.pub` that only confirms its private key never needs it.
+    fingerprint: std::sync::OnceLock<String>,
 }
+
+impl PartialEq for PublicInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.key_data == other.key_data
+    }
+}
+
+impl Eq for PublicInfo {}
 
 impl PublicInfo {
     pub fn new(key_data: KeyData) -> Self {
         let algorithm = KeyAlgorithm::from_ssh(&key_data.algorithm());
         let bits = key_bits(&key_data);
-        let fingerprint = key_data.fingerprint(HashAlg::Sha256).to_string();
         PublicInfo {
             key_data,
             algorithm,
             bits,
-            fingerprint,
+            fingerprint: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `SHA256:...`, exactly as `ssh-keygen -l -E sha256` prints it.
+    pub fn fingerprint(&self) -> &str {
+        self.fingerprint
+            .get_or_init(|| self.key_data.fingerprint(HashAlg::Sha256).to_string())
     }
 
     /// The OpenSSH one-line form of this public key, with an optional comment.
@@ -328,7 +341,7 @@ fn recognise_pem(bytes: &[u8], label: &str) -> Recognised {
         }
         _ => return Recognised::NotAKey,
     };
-    let block = match pem::parse(bytes) {
+    let block = match fast_armour(bytes, format).map_or_else(|| pem::parse(bytes), Ok) {
         Ok(block) => block,
         Err(e) => {
             let mut broken = Broken::new(format, true, pem_error_reason(&e));
@@ -341,7 +354,7 @@ fn recognise_pem(bytes: &[u8], label: &str) -> Recognised {
         }
     };
     let result = match format {
-        Format::Openssh => parse_openssh_private(block.contents()),
+        Format::Openssh => openssh::parse(block.contents()),
         Format::Pem => parse_legacy_pem(&block),
         _ => parse_pkcs8(&block),
     };
@@ -352,6 +365,26 @@ fn recognise_pem(bytes: &[u8], label: &str) -> Recognised {
             Recognised::Broken(broken)
         }
     }
+}
+
+/// The common, well-formed cases decoded by RustCrypto's pem-rfc7468: OpenSSH's 70-column
+/// armour and RFC 7468's 64 columns, without headers. `None` sends everything else (encryption
+/// headers, text before the armour, other line widths, damage) to the `pem` crate, which is more
+/// lenient and explains what is wrong. This is most of `check`'s speed on a large directory.
+fn fast_armour(bytes: &[u8], format: Format) -> Option<pem::Pem> {
+    let (label, contents) = match format {
+        Format::Openssh => {
+            let mut decoder = pem_rfc7468::Decoder::new_wrapped(bytes, 70).ok()?;
+            let mut contents = Vec::new();
+            decoder.decode_to_end(&mut contents).ok()?;
+            (decoder.type_label().to_string(), contents)
+        }
+        _ => {
+            let (label, contents) = pem_rfc7468::decode_vec(bytes).ok()?;
+            (label.to_string(), contents)
+        }
+    };
+    Some(pem::Pem::new(label, contents))
 }
 
 fn pem_error_reason(e: &pem::PemError) -> String {
@@ -366,64 +399,6 @@ fn pem_error_reason(e: &pem::PemError) -> String {
             "the key's base64 body is damaged".to_string()
         }
         _ => "the key's armour is damaged".to_string(),
-    }
-}
-
-fn parse_openssh_private(binary: &[u8]) -> Result<KeyFile, Broken> {
-    if !wire::openssh_private_ok(binary) {
-        return Err(Broken::new(
-            Format::Openssh,
-            true,
-            "the OpenSSH key data is damaged or truncated (a length field does not fit)",
-        ));
-    }
-    let key = match ssh_key::PrivateKey::from_bytes(binary) {
-        Ok(key) => key,
-        Err(e) => {
-            if let Some((public, comment)) = openssh_fallback::unencrypted_ecdsa(binary) {
-                return Ok(KeyFile {
-                    format: Format::Openssh,
-                    private: true,
-                    public: Some(PublicInfo::new(public)),
-                    algorithm: None,
-                    comment: Some(comment).filter(|c| !c.is_empty()),
-                    protection: Some(unencrypted()),
-                });
-            }
-            return Err(Broken::new(
-                Format::Openssh,
-                true,
-                format!(
-                    "the OpenSSH key data is damaged or truncated ({})",
-                    lower_first(&e.to_string())
-                ),
-            ));
-        }
-    };
-    let kdf = match key.kdf() {
-        ssh_key::Kdf::Bcrypt { rounds, .. } => Kdf::Bcrypt { rounds: *rounds },
-        _ => Kdf::None,
-    };
-    let encrypted = key.is_encrypted();
-    let comment = (!encrypted).then(|| key.comment().to_string());
-    Ok(KeyFile {
-        format: Format::Openssh,
-        private: true,
-        public: Some(PublicInfo::new(key.public_key().key_data().clone())),
-        algorithm: None,
-        comment: comment.filter(|c| !c.is_empty()),
-        protection: Some(Protection {
-            cipher: key.cipher().as_str().to_string(),
-            kdf,
-        }),
-    })
-}
-
-fn lower_first(s: &str) -> String {
-    let mut chars = s.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => String::new(),
     }
 }
 
@@ -1042,7 +1017,7 @@ mod tests {
         let public = key.public.expect("public half");
         assert_eq!(public.algorithm, Some(KeyAlgorithm::Ed25519));
         assert_eq!(public.bits, Some(256));
-        assert!(public.fingerprint.starts_with("SHA256:"));
+        assert!(public.fingerprint().starts_with("SHA256:"));
     }
 
     #[test]

@@ -111,6 +111,17 @@ pub fn print_note(text: &str) {
     let _ = writeln!(anstream::stderr().lock(), "note: {text}");
 }
 
+/// Write a JSON document to stdout: never coloured, so no colour filter is needed.
+pub fn print_json(doc: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_vec_pretty(doc)?;
+    text.push(b'\n');
+    let mut out = io::stdout().lock();
+    match out.write_all(&text).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// `keyrotate: <what went wrong>` and one `hint:` line, on stderr.
 pub fn print_error(err: &anyhow::Error) {
     let mut stderr = anstream::stderr().lock();

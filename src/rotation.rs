@@ -54,7 +54,7 @@ impl OldKey {
     }
 
     pub fn fingerprint(&self) -> Option<&str> {
-        self.key.as_ref().map(|k| k.fingerprint.as_str())
+        self.key.as_ref().map(|k| k.fingerprint())
     }
 
     /// Does `passphrase` open this key? (bounded; see [`oldkey`]).

@@ -146,8 +146,8 @@ fn key_summary(key: Option<&PublicInfo>) -> String {
         Some(k) => {
             let alg = k.algorithm.map_or("?", |a| a.display_name());
             match k.bits {
-                Some(bits) => format!("{alg} {bits}  {}", k.fingerprint),
-                None => format!("{alg}  {}", k.fingerprint),
+                Some(bits) => format!("{alg} {bits}  {}", k.fingerprint()),
+                None => format!("{alg}  {}", k.fingerprint()),
             }
         }
         None => String::new(),
@@ -186,7 +186,7 @@ fn print_created(ctx: &Context, set: &CreatedSet, skipped: &[Skipped]) -> Result
                 })
                 .collect(),
         };
-        output::print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        output::print_json(&doc)?;
     } else if !ctx.quiet {
         let mut out = String::new();
         let _ = writeln!(
@@ -258,7 +258,7 @@ fn list(ctx: &Context) -> Result<ExitCode> {
         },
     };
     if ctx.json {
-        output::print_stdout(&(serde_json::to_string_pretty(&list_json(&listing))? + "\n"))?;
+        output::print_json(&list_json(&listing))?;
     } else if !ctx.quiet {
         output::print_stdout(&list_text(&listing))?;
     }
@@ -281,7 +281,7 @@ fn list_json(listing: &Listing) -> serde_json::Value {
                         "intact": f.intact(),
                         "algorithm": f.key.as_ref().and_then(|k| k.algorithm),
                         "bits": f.key.as_ref().and_then(|k| k.bits),
-                        "fingerprint": f.key.as_ref().map(|k| &k.fingerprint),
+                        "fingerprint": f.key.as_ref().map(|k| k.fingerprint()),
                     })
                 })
                 .collect();

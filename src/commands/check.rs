@@ -23,14 +23,13 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     super::recover_if_needed(ctx);
     let mut inventory = inventory::scan(&ctx.ssh_dir, &policy, SystemTime::now())?;
     add_agent_findings(&mut inventory);
-    let text = if ctx.json {
-        render_json(&inventory)?
+    if ctx.json {
+        output::print_json(&json_report(&inventory))?;
     } else if ctx.quiet {
-        render_quiet(&inventory)
+        output::print_stdout(&render_quiet(&inventory))?;
     } else {
-        render_text(&inventory)
-    };
-    output::print_stdout(&text)?;
+        output::print_stdout(&render_text(&inventory))?;
+    }
     Ok(if inventory.has_problems() {
         ExitCode::from(1)
     } else {
@@ -86,8 +85,8 @@ fn path_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn render_json(inventory: &Inventory) -> Result<String> {
-    let report = JsonReport {
+fn json_report(inventory: &Inventory) -> JsonReport<'_> {
+    JsonReport {
         ssh_dir: path_string(&inventory.ssh_dir),
         keys: inventory
             .keys
@@ -110,10 +109,7 @@ fn render_json(inventory: &Inventory) -> Result<String> {
             .collect(),
         findings: &inventory.findings,
         summary: inventory.summary(),
-    };
-    let mut text = serde_json::to_string_pretty(&report)?;
-    text.push('\n');
-    Ok(text)
+    }
 }
 
 /// One line per warning or critical finding; nothing at all when healthy.

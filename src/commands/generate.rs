@@ -179,14 +179,14 @@ fn print(ctx: &Context, spec: &KeySpec, key: &NewKey, written: &Written) -> Resu
         let doc = Doc {
             private_key: written.private_path.to_string_lossy().into_owned(),
             public_key: written.public_path.to_string_lossy().into_owned(),
-            fingerprint: &key.public.fingerprint,
+            fingerprint: key.public.fingerprint(),
             public_key_line: public_line,
             backup_dir: written
                 .backup
                 .as_ref()
                 .map(|s| s.dir.to_string_lossy().into_owned()),
         };
-        output::print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        output::print_json(&doc)?;
         return Ok(());
     }
     if ctx.quiet {
@@ -213,7 +213,7 @@ fn print(ctx: &Context, spec: &KeySpec, key: &NewKey, written: &Written) -> Resu
         "  public key   {}",
         sanitize(&written.public_path.to_string_lossy())
     );
-    let _ = writeln!(out, "  fingerprint  {}", key.public.fingerprint);
+    let _ = writeln!(out, "  fingerprint  {}", key.public.fingerprint());
     if let Some(set) = &written.backup {
         let _ = writeln!(
             out,

@@ -75,7 +75,7 @@ fn print(ctx: &Context, restored: &Restored) -> Result<()> {
             "saved_dir": restored.saved.as_ref().map(|s| s.dir.to_string_lossy()),
             "files": files,
         });
-        output::print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        output::print_json(&doc)?;
         return Ok(());
     }
     if ctx.quiet {

@@ -406,7 +406,7 @@ impl Report<'_> {
             public_key: keygen::public_path_for(self.target)
                 .to_string_lossy()
                 .into_owned(),
-            fingerprint: self.key.public.fingerprint.clone(),
+            fingerprint: self.key.public.fingerprint().to_string(),
             public_key_line: self.key.public_file.trim_end().to_string(),
             backup_dir: self
                 .backup_dir
@@ -431,7 +431,7 @@ impl Report<'_> {
                 })
                 .collect(),
         };
-        output::print_stdout(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
+        output::print_json(&doc)?;
         Ok(())
     }
 
@@ -444,7 +444,7 @@ impl Report<'_> {
             "  new key      {} ({}, {})",
             show(self.target),
             self.spec.describe(),
-            self.key.public.fingerprint
+            self.key.public.fingerprint()
         );
         if self.old.is_empty() {
             let _ = writeln!(out, "  old key      none found: this is a fresh key");

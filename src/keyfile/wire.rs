@@ -73,63 +73,127 @@ pub fn public_blob_ok(blob: &[u8]) -> bool {
     .is_some()
 }
 
-/// The unencrypted private section: two check integers, the key pair, the comment, padding.
-fn private_section_ok(section: &[u8]) -> Option<()> {
-    let mut c = Cursor::new(section);
-    c.u32()?;
-    c.u32()?;
-    let key_type = c.string()?;
+/// What the clear parts of an `openssh-key-v1` container say, read without decoding any key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpensshInfo<'a> {
+    pub cipher: &'a [u8],
+    pub kdf: &'a [u8],
+    /// bcrypt rounds, when the KDF is bcrypt.
+    pub rounds: Option<u32>,
+    /// The public key blob of the unencrypted header.
+    pub public_blob: &'a [u8],
+    /// For an unencrypted key: its comment.
+    pub comment: Option<&'a [u8]>,
+}
+
+/// The public fields inside a private section, in the order the public blob has them.
+fn private_public_fields<'a>(key_type: &[u8], c: &mut Cursor<'a>) -> Option<Vec<&'a [u8]>> {
+    let mut fields = Vec::new();
     match key_type {
-        b"ssh-rsa" => c.strings(6)?,     // n, e, d, iqmp, p, q
-        b"ssh-dss" => c.strings(5)?,     // p, q, g, y, x
-        b"ssh-ed25519" => c.strings(2)?, // public key, private key
-        t if t.starts_with(b"ecdsa-sha2-") => c.strings(3)?, // curve, Q, d
+        b"ssh-rsa" => {
+            let n = c.string()?;
+            let e = c.string()?;
+            c.strings(4)?; // d, iqmp, p, q
+            fields.extend([e, n]);
+        }
+        b"ssh-dss" => {
+            for _ in 0..4 {
+                fields.push(c.string()?); // p, q, g, y
+            }
+            c.string()?; // x
+        }
+        b"ssh-ed25519" => {
+            fields.push(c.string()?); // public key
+            c.string()?; // private key (seed and public key)
+        }
+        t if t.starts_with(b"ecdsa-sha2-") => {
+            fields.push(c.string()?); // curve
+            fields.push(c.string()?); // Q
+            c.string()?; // d
+        }
         b"sk-ssh-ed25519@openssh.com" => {
-            c.strings(2)?; // public key, application
-            c.u8()?; // flags
-            c.strings(2)?; // key handle, reserved
+            fields.push(c.string()?);
+            fields.push(c.string()?); // application
+            c.u8()?;
+            c.strings(2)?;
         }
         b"sk-ecdsa-sha2-nistp256@openssh.com" => {
-            c.strings(3)?; // curve, Q, application
+            for _ in 0..3 {
+                fields.push(c.string()?); // curve, Q, application
+            }
             c.u8()?;
             c.strings(2)?;
         }
         _ => return None,
     }
-    c.string()?; // comment
-    // Padding 1, 2, 3, ... up to the cipher block size.
-    (c.data.len() < 32).then_some(())
+    Some(fields)
 }
 
-/// The binary `openssh-key-v1` container.
-pub fn openssh_private_ok(binary: &[u8]) -> bool {
-    (|| {
-        let mut c = Cursor::new(binary.strip_prefix(b"openssh-key-v1\0")?);
-        let cipher = c.string()?;
-        let kdf = c.string()?;
-        let kdf_options = c.string()?;
-        if kdf == b"bcrypt" {
-            let mut o = Cursor::new(kdf_options);
-            o.string()?; // salt
-            o.u32()?; // rounds
-            if !o.is_empty() {
+/// Read an `openssh-key-v1` container, every length checked. For an unencrypted key the private
+/// section must be coherent: equal check integers, the same key type as the header, and the same
+/// public fields, so that a damaged key is not reported as healthy. (The private scalar itself is
+/// not checked against the public key: that costs a scalar multiplication per key, and
+/// `ssh-keygen -l` does not check it either.)
+pub fn openssh_private(binary: &[u8]) -> Option<OpensshInfo<'_>> {
+    let mut c = Cursor::new(binary.strip_prefix(b"openssh-key-v1\0")?);
+    let cipher = c.string()?;
+    let kdf = c.string()?;
+    let kdf_options = c.string()?;
+    let mut rounds = None;
+    if kdf == b"bcrypt" {
+        let mut o = Cursor::new(kdf_options);
+        o.string()?; // salt
+        rounds = Some(o.u32()?);
+        if !o.is_empty() {
+            return None;
+        }
+    }
+    if c.u32()? != 1 {
+        return None;
+    }
+    let public_blob = c.string()?;
+    if !public_blob_ok(public_blob) {
+        return None;
+    }
+    let private = c.string()?;
+    // An AEAD cipher appends its 16-byte tag.
+    if c.data.len() > 16 {
+        return None;
+    }
+    let mut comment = None;
+    if cipher == b"none" {
+        let mut p = Cursor::new(private);
+        if p.u32()? != p.u32()? {
+            return None;
+        }
+        let mut blob = Cursor::new(public_blob);
+        let key_type = blob.string()?;
+        if p.string()? != key_type {
+            return None;
+        }
+        for field in private_public_fields(key_type, &mut p)? {
+            if blob.string()? != field {
                 return None;
             }
         }
-        if c.u32()? != 1 {
+        comment = Some(p.string()?);
+        // Padding 1, 2, 3, ... up to the cipher block size.
+        let pad_ok = p.data.len() < 32
+            && p.data
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| usize::from(b) == i + 1);
+        if !pad_ok {
             return None;
         }
-        if !public_blob_ok(c.string()?) {
-            return None;
-        }
-        let private = c.string()?;
-        if cipher == b"none" {
-            private_section_ok(private)?;
-        }
-        // An AEAD cipher appends its 16-byte tag.
-        (c.data.len() <= 16).then_some(())
-    })()
-    .is_some()
+    }
+    Some(OpensshInfo {
+        cipher,
+        kdf,
+        rounds,
+        public_blob,
+        comment,
+    })
 }
 
 #[cfg(test)]
