@@ -61,6 +61,17 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Replace a service's key: back up, generate, swap, update ssh-agent, say what to upload
     Rotate(RotateArgs),
+    /// Print a shell completion script on stdout (e.g. `keyrotate completions bash`)
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout (e.g. `keyrotate man | man -l -`)
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -91,6 +91,7 @@ fn read_open_file(file: File, meta: &fs::Metadata, max: u64) -> io::Result<Bound
 /// Create a directory that only its owner can enter (0700 even under an odd umask). Fails if
 /// anything, including a symlink, already has that name.
 pub fn create_private_dir(path: &Path) -> io::Result<()> {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut builder = fs::DirBuilder::new();
     #[cfg(unix)]
     {

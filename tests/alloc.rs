@@ -5,6 +5,9 @@
 //! system allocator unchanged and only records the largest request) watches `recognise` on real
 //! keys whose length fields are set to hostile values. This file holds a single test, so no
 //! other test's allocations are counted.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

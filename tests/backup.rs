@@ -1,6 +1,9 @@
 //! `keyrotate backup` and `keyrotate restore` on real SSH directories: every version kept, every
 //! set checked with the real `sha256sum -c`, modes and mtimes preserved under any umask, restore
 //! round trips checked with `ssh-keygen -y`, and every refusal shown to leave the tree untouched.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! `keyrotate check` against real SSH directories built with `ssh-keygen`, every field checked
 //! against what `ssh-keygen -l` says about the same file.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

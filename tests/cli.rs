@@ -1,4 +1,7 @@
 //! The command-line surface every subcommand shares: help, version, exit codes, error format.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 
@@ -36,6 +39,7 @@ fn every_subcommand_has_help_even_without_a_home() {
     for sub in ["check", "backup", "restore", "generate", "rotate"] {
         let out = Command::new(bin())
             .env_remove("HOME")
+            .env_remove("KEYROTATE_SSH_DIR")
             .args([sub, "--help"])
             .output()
             .unwrap();
@@ -152,4 +156,126 @@ fn a_closed_stdout_is_not_a_crash() {
     );
     // Findings were made, so the exit code is still check's own: 1.
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "{err}");
+}
+
+#[test]
+fn completions_generate_for_every_shell_without_a_home() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = Command::new(bin())
+            .env_remove("HOME")
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{shell}: {out:?}");
+        assert!(out.stderr.is_empty(), "{shell}: {out:?}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for word in [
+            "rotate",
+            "restore",
+            "man",
+            "ssh-dir",
+            "passphrase-file",
+            "max-age",
+        ] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    // The bash script is valid bash, and completes a subcommand when sourced.
+    let out = Command::new(bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("keyrotate.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let probe = format!(
+        "source '{}'; COMP_WORDS=(keyrotate rot); COMP_CWORD=1; _keyrotate keyrotate rot keyrotate; \
+         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let out = Command::new("bash").args(["-c", &probe]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "rotate",
+        "{out:?}"
+    );
+}
+
+#[test]
+fn an_unknown_shell_is_a_usage_error() {
+    let out = Command::new(bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+}
+
+#[test]
+fn the_man_page_is_roff_with_every_subcommand() {
+    let out = Command::new(bin())
+        .env_remove("HOME")
+        .arg("man")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.starts_with(".ie"), "{}", &page[..page.len().min(200)]);
+    assert!(page.contains(".TH keyrotate 1"), "no title header");
+    for word in [
+        "check",
+        "backup",
+        "restore",
+        "generate",
+        "rotate",
+        "completions",
+    ] {
+        assert!(page.contains(word), "man page lacks {word}");
+    }
+    assert!(page.contains(&format!("keyrotate {}", env!("CARGO_PKG_VERSION"))));
+}
+
+/// `--help` of keyrotate and of every subcommand, pinned in `tests/snapshots/`: a change to the
+/// command-line surface shows up in review. After an intended change, refresh them with
+/// `UPDATE_SNAPSHOTS=1 cargo test --test cli help_snapshots`.
+#[test]
+fn help_snapshots() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let mut stale = Vec::new();
+    for sub in [
+        "",
+        "check",
+        "backup",
+        "restore",
+        "generate",
+        "rotate",
+        "completions",
+        "man",
+    ] {
+        let out = Command::new(bin())
+            .env_remove("HOME")
+            .env_remove("KEYROTATE_SSH_DIR")
+            .args([sub, "--help"].iter().filter(|a| !a.is_empty()))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{sub} --help: {out:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let file = dir.join(if sub.is_empty() {
+            "help.txt".to_string()
+        } else {
+            format!("help-{sub}.txt")
+        });
+        if update {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&file, &help).unwrap();
+        } else if std::fs::read_to_string(&file).ok().as_deref() != Some(help.as_str()) {
+            stale.push(format!("{}:\n{help}", file.display()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "--help differs from its snapshot (UPDATE_SNAPSHOTS=1 to accept):\n{}",
+        stale.join("\n")
+    );
 }

@@ -3,6 +3,9 @@
 //! each followed by one more keyrotate command. Afterwards the live pair must be wholly old or
 //! wholly new, the old key must be intact somewhere under the SSH directory, no temporary file or
 //! journal may remain, and no private file may be readable by others.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

@@ -3,6 +3,9 @@
 //! EIO injected (strace) into each of its fsyncs and renames in turn. Each run must either succeed
 //! with the new state whole, or exit 2 naming the file, with the old keys live and unchanged and
 //! nothing partial left behind, without needing another command.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,9 @@
 //! (`ssh-keygen -y` with the right and a wrong passphrase, `ssh-keygen -l`), a login to a real
 //! sshd with the new key (directly and through a real ssh-agent), and every refusal shown to
 //! leave nothing behind.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

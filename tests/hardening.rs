@@ -4,6 +4,9 @@
 //! - under umask 000 and 077, strace shows every file created 0600 and only `.pub` files widened;
 //! - the passphrase never appears in any write, send or exec (strace -xx), output or file;
 //! - two rotations at once: one wins, the other exits 2 naming the lock, the pair stays whole.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

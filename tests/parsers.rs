@@ -1,6 +1,9 @@
 //! Every key parser fed damaged versions of real keys (made by `ssh-keygen` and `puttygen`):
 //! truncation at every offset, flipped bytes in the armour, and flipped bytes and hostile length
 //! fields inside the decoded key. Nothing may panic, hang, or take more than a moment.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! PuTTY `.ppk` keys (v2 and v3, plain and encrypted), made by `puttygen` with the committed
 //! script `tests/fixtures/putty/make-fixtures.sh`; fingerprints checked with `ssh-keygen -l` on
 //! the OpenSSH public keys PuTTYgen exported from the same files.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

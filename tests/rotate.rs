@@ -2,6 +2,9 @@
 //! opening with the new passphrase only, old passphrases refused with nothing changed, type
 //! changes, lost keys, retired keys flagged by `check`, `~/.ssh/config`, and a real ssh-agent and
 //! sshd.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,9 @@
 //! Passphrases typed on a real terminal (a pty made the child's controlling terminal with
 //! util-linux `setsid --ctty`): asked twice, never echoed, re-asked on weakness or mismatch, and
 //! Ctrl-C leaves the terminal's echo on and exits 130.
+// These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
+// and the crate still build for Windows).
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 
 mod backup;
 mod check;
+mod docs;
 mod generate;
 mod restore;
 mod rotate;
@@ -37,13 +38,16 @@ impl Context {
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     output::set_color(cli.global.color);
-    let ctx = Context::new(&cli.global)?;
+    let ctx = || Context::new(&cli.global);
     match cli.command {
-        Command::Check(args) => check::run(&ctx, &args),
-        Command::Backup(args) => backup::run(&ctx, &args),
-        Command::Restore(args) => restore::run(&ctx, &args),
-        Command::Generate(args) => generate::run(&ctx, &args),
-        Command::Rotate(args) => rotate::run(&ctx, &args),
+        Command::Check(ref args) => check::run(&ctx()?, args),
+        Command::Backup(ref args) => backup::run(&ctx()?, args),
+        Command::Restore(ref args) => restore::run(&ctx()?, args),
+        Command::Generate(ref args) => generate::run(&ctx()?, args),
+        Command::Rotate(ref args) => rotate::run(&ctx()?, args),
+        // Generated from the clap definitions alone: no SSH directory, no HOME needed.
+        Command::Completions(ref args) => docs::completions(args.shell),
+        Command::Man => docs::man(),
     }
 }
 
