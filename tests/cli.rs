@@ -40,6 +40,8 @@ fn every_subcommand_has_help_even_without_a_home() {
         let out = Command::new(bin())
             .env_remove("HOME")
             .env_remove("KEYROTATE_SSH_DIR")
+            // clap wraps help to COLUMNS when set; pin it to the width the snapshots have.
+            .env("COLUMNS", "100")
             .args([sub, "--help"])
             .output()
             .unwrap();
@@ -256,6 +258,8 @@ fn help_snapshots() {
         let out = Command::new(bin())
             .env_remove("HOME")
             .env_remove("KEYROTATE_SSH_DIR")
+            // clap wraps help to COLUMNS when set; pin it to the width the snapshots have.
+            .env("COLUMNS", "100")
             .args([sub, "--help"].iter().filter(|a| !a.is_empty()))
             .output()
             .unwrap();
