@@ -144,13 +144,7 @@ fn copies_keep_bytes_mode_and_mtime_under_any_umask() {
             .arg(&ssh)
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let doc = json_ok(&out);
         let set = PathBuf::from(doc["backup_dir"].as_str().unwrap());
         assert_eq!(mode_of(&set), 0o700, "umask {umask}");
         assert_eq!(mode_of(&ssh.join("key_backup")), 0o700, "umask {umask}");
@@ -529,13 +523,7 @@ fn a_damaged_set_is_listed_as_damaged_and_only_its_intact_keys_restore() {
 #[test]
 fn an_interrupted_set_is_never_restored_and_the_next_command_removes_it() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    generate(
-        &ssh,
-        all_specs()
-            .iter()
-            .find(|s| s.name == "id_ed25519_openssh_enc")
-            .unwrap(),
-    );
+    generate(&ssh, spec("id_ed25519_openssh_enc"));
     let set = PathBuf::from(backup_json(&ssh, &[])["backup_dir"].as_str().unwrap());
     let name = set.file_name().unwrap().to_str().unwrap().to_string();
     // What a backup killed half-way leaves: a set still carrying its INCOMPLETE marker.

@@ -132,10 +132,7 @@ fn the_private_file_alone_reveals_what_it_can() {
 fn encrypted_openssh_key_without_pub_shows_its_public_half_but_no_comment() {
     // The comment of an encrypted OpenSSH key is inside the ciphertext.
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let path = generate(&ssh, spec);
     let want = keygen_l(&pub_path(&path)).unwrap();
     fs::remove_file(pub_path(&path)).unwrap();
@@ -149,10 +146,7 @@ fn encrypted_openssh_key_without_pub_shows_its_public_half_but_no_comment() {
 #[test]
 fn private_keys_readable_by_others_are_critical() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let path = generate(&ssh, spec);
     for (mode, bad) in [
         (0o644, true),
@@ -188,10 +182,7 @@ fn private_keys_readable_by_others_are_critical() {
 #[test]
 fn ssh_dir_writable_by_others_is_a_warning() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     generate(&ssh, spec);
     for (mode, bad) in [
         (0o777, true),
@@ -217,28 +208,9 @@ fn ssh_dir_writable_by_others_is_a_warning() {
 #[test]
 fn a_pub_that_is_not_the_private_keys_half_is_critical() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let specs = all_specs();
-    let a = generate(
-        &ssh,
-        specs
-            .iter()
-            .find(|s| s.name == "id_ed25519_openssh_enc")
-            .unwrap(),
-    );
-    let b = generate(
-        &ssh,
-        specs
-            .iter()
-            .find(|s| s.name == "id_ecdsa256_openssh_enc")
-            .unwrap(),
-    );
-    let rsa_pem = generate(
-        &ssh,
-        specs
-            .iter()
-            .find(|s| s.name == "id_rsa3072_pem_enc")
-            .unwrap(),
-    );
+    let a = generate(&ssh, spec("id_ed25519_openssh_enc"));
+    let b = generate(&ssh, spec("id_ecdsa256_openssh_enc"));
+    let rsa_pem = generate(&ssh, spec("id_rsa3072_pem_enc"));
     let fp_a = keygen_l(&pub_path(&a)).unwrap().fingerprint;
     let fp_b = keygen_l(&pub_path(&b)).unwrap().fingerprint;
     fs::copy(pub_path(&b), pub_path(&a)).unwrap();
@@ -266,10 +238,7 @@ fn a_pub_that_is_not_the_private_keys_half_is_critical() {
 #[test]
 fn old_keys_are_reported_with_their_age() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let path = generate(&ssh, spec);
     set_mtime(&path, days_ago(400));
     let (doc, code) = check_json(&ssh, &[]);
@@ -307,10 +276,7 @@ fn old_keys_are_reported_with_their_age() {
 #[test]
 fn the_same_key_in_two_files_is_reported_on_both() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let path = generate(&ssh, spec);
     let copy = ssh.join("id_copy");
     fs::copy(&path, &copy).unwrap();
@@ -376,10 +342,7 @@ fn damaged_keys_of_every_format_are_unreadable_keys() {
 #[test]
 fn a_damaged_pub_is_reported_and_the_private_key_still_described() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ecdsa521_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ecdsa521_openssh_enc");
     let path = generate(&ssh, spec);
     let want = keygen_l(&path).unwrap();
     let text = fs::read_to_string(pub_path(&path)).unwrap();
@@ -396,10 +359,7 @@ fn a_damaged_pub_is_reported_and_the_private_key_still_described() {
 #[test]
 fn hostile_directory_contents_never_hang_or_crash() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let good = generate(&ssh, spec);
     let mkfifo = |name: &str| run_ok(Command::new("mkfifo").arg(ssh.join(name)));
     mkfifo("id_fifo");
@@ -473,10 +433,7 @@ fn a_file_the_user_cannot_read_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let ssh = tmp.path().join("ssh");
     fs::create_dir(&ssh).unwrap();
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let path = generate(&ssh, spec);
     set_mode(&path, 0o000);
     let out = if is_root() {
@@ -567,10 +524,7 @@ fn an_ssh_dir_that_is_a_file_is_an_error_with_a_hint() {
 #[test]
 fn healthy_directory_exits_0_and_quiet_prints_nothing() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ecdsa521_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ecdsa521_openssh_enc");
     generate(&ssh, spec);
     let out = keyrotate(&ssh).args(["check", "-q"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -586,10 +540,7 @@ fn healthy_directory_exits_0_and_quiet_prints_nothing() {
 #[test]
 fn quiet_prints_one_line_per_problem_and_skips_info() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_rsa2048_pem")
-        .unwrap();
+    let spec = spec("id_rsa2048_pem");
     let path = generate(&ssh, spec);
     set_mode(&path, 0o644);
     let out = keyrotate(&ssh).args(["-q", "check"]).output().unwrap();
@@ -607,10 +558,7 @@ fn quiet_prints_one_line_per_problem_and_skips_info() {
 #[test]
 fn json_has_exactly_the_contract_fields() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh");
     generate(&ssh, spec);
     let out = keyrotate(&ssh)
         .args(["check", "--json", "--color", "always"])
@@ -655,10 +603,7 @@ fn json_has_exactly_the_contract_fields() {
 #[test]
 fn public_keys_alone_and_rfc4716_are_entries_of_their_own() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_rsa3072_openssh_enc")
-        .unwrap();
+    let spec = spec("id_rsa3072_openssh_enc");
     let key = generate(&ssh, spec);
     let want = keygen_l(&pub_path(&key)).unwrap();
     let exported = run_ok(
@@ -687,20 +632,10 @@ fn public_keys_alone_and_rfc4716_are_entries_of_their_own() {
 #[test]
 fn certificates_and_ssh_config_files_are_not_keys() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh")
-        .unwrap();
-    let ca = generate(&ssh, spec);
+    let ca = generate(&ssh, spec("id_ed25519_openssh"));
     fs::rename(&ca, ssh.join("ca")).unwrap();
     fs::rename(pub_path(&ca), ssh.join("ca.pub")).unwrap();
-    let key = generate(
-        &ssh,
-        all_specs()
-            .iter()
-            .find(|s| s.name == "id_ed25519_openssh_enc")
-            .unwrap(),
-    );
+    let key = generate(&ssh, spec("id_ed25519_openssh_enc"));
     run_ok(
         Command::new("ssh-keygen")
             .args(["-q", "-s"])
@@ -732,10 +667,7 @@ fn certificates_and_ssh_config_files_are_not_keys() {
 fn a_symlinked_key_is_checked_through_its_link() {
     let (_tmp, ssh) = ssh_dir_copy(None);
     let elsewhere = tempfile::tempdir().unwrap();
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let real = generate(elsewhere.path(), spec);
     set_mode(&real, 0o644);
     let link = ssh.join("id_linked");
@@ -757,10 +689,7 @@ fn a_symlinked_key_is_checked_through_its_link() {
 #[test]
 fn key_comments_are_escaped_on_a_terminal() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh_enc")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh_enc");
     let key = generate(&ssh, spec);
     let line = fs::read_to_string(pub_path(&key)).unwrap();
     let mut parts = line.split_whitespace();
@@ -780,10 +709,7 @@ fn key_comments_are_escaped_on_a_terminal() {
 #[test]
 fn colour_follows_the_flag_and_no_color() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh");
     generate(&ssh, spec);
     let run = |args: &[&str], no_color: bool| {
         let mut cmd = keyrotate(&ssh);
@@ -802,10 +728,7 @@ fn colour_follows_the_flag_and_no_color() {
 #[test]
 fn global_options_go_before_or_after_the_subcommand_and_env_works() {
     let (_tmp, ssh) = ssh_dir_copy(None);
-    let spec = all_specs()
-        .iter()
-        .find(|s| s.name == "id_ed25519_openssh")
-        .unwrap();
+    let spec = spec("id_ed25519_openssh");
     generate(&ssh, spec);
     let before = Command::new(bin())
         .arg("--json")
@@ -843,13 +766,7 @@ fn global_options_go_before_or_after_the_subcommand_and_env_works() {
 #[test]
 fn relative_ssh_dir_is_reported_as_absolute() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    generate(
-        &ssh,
-        all_specs()
-            .iter()
-            .find(|s| s.name == "id_ed25519_openssh")
-            .unwrap(),
-    );
+    generate(&ssh, spec("id_ed25519_openssh"));
     let out = Command::new(bin())
         .current_dir(tmp.path())
         .args(["--ssh-dir", ".ssh", "check", "--json"])
@@ -866,13 +783,7 @@ fn relative_ssh_dir_is_reported_as_absolute() {
 #[test]
 fn default_ssh_dir_is_home_dot_ssh() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    generate(
-        &ssh,
-        all_specs()
-            .iter()
-            .find(|s| s.name == "id_ed25519_openssh")
-            .unwrap(),
-    );
+    generate(&ssh, spec("id_ed25519_openssh"));
     let out = Command::new(bin())
         .env("HOME", tmp.path())
         .env_remove("KEYROTATE_SSH_DIR")

@@ -345,13 +345,7 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 fn every_refusal_exits_2_and_writes_nothing() {
     let (tmp, ssh) = ssh_dir_copy(None);
     let good = pass_file(tmp.path(), PASSPHRASE);
-    let existing = generate(
-        &ssh,
-        all_specs()
-            .iter()
-            .find(|s| s.name == "id_ed25519_openssh_enc")
-            .unwrap(),
-    );
+    let existing = generate(&ssh, spec("id_ed25519_openssh_enc"));
     let write_pass = |name: &str, text: &str| {
         let p = tmp.path().join(name);
         fs::write(&p, text).unwrap();

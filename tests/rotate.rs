@@ -433,13 +433,7 @@ fn config_lines_naming_the_retired_key_are_listed_or_rewritten() {
         .arg(&new_pass)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = json_ok(&out);
     assert_eq!(doc["config"][0]["updated"], true);
     assert_eq!(
         fs::read_to_string(&config).unwrap(),
@@ -492,13 +486,7 @@ fn an_old_key_asking_for_absurd_kdf_work_does_not_hang_the_check() {
         .output()
         .unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = json_ok(&out);
     let verdict = doc["passphrase_check"].as_str().unwrap();
     assert!(
         verdict.starts_with("not-checked") && verdict.contains("4000000000"),
@@ -528,13 +516,7 @@ fn the_agent_loses_the_old_identity_and_gains_the_new_one_which_logs_in() {
         .arg(&new_pass)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = json_ok(&out);
     assert_eq!(doc["agent"], "updated");
     let new = ssh.join("id_ed25519_jasmin");
     assert_eq!(
@@ -622,13 +604,7 @@ fn agent_lifetime_is_honoured_and_a_broken_agent_is_only_a_warning() {
         ))
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc = json_ok(&out);
     assert!(
         doc["agent"].as_str().unwrap().starts_with("error: "),
         "{doc:#}"

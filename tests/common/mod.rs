@@ -202,6 +202,25 @@ pub fn generate(dir: &Path, spec: &Spec) -> PathBuf {
     path
 }
 
+/// The spec of [`all_specs`] named `name`.
+pub fn spec(name: &str) -> &'static Spec {
+    all_specs()
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no spec named {name}"))
+}
+
+/// The JSON document of a keyrotate run that must have exited 0 (its stderr shown if not).
+pub fn json_ok(out: &Output) -> serde_json::Value {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON document on stdout")
+}
+
 /// Every key type, size and format ssh-keygen 9.2 can write, encrypted and not.
 pub fn all_specs() -> &'static [Spec] {
     static SPECS: OnceLock<Vec<Spec>> = OnceLock::new();
