@@ -59,29 +59,12 @@ fn read_open_file(file: File, meta: &fs::Metadata, max: u64) -> io::Result<Bound
     if meta.len() > max {
         return Ok(Bounded::TooLarge(meta.len()));
     }
-    if meta.len() == 0 {
-        // Some filesystems report no size: read to the end, within the limit.
-        let mut bytes = Zeroizing::new(Vec::new());
-        file.take(max + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > max {
-            return Ok(Bounded::TooLarge(bytes.len() as u64));
-        }
-        return Ok(Bounded::Bytes(bytes));
-    }
-    // Read the size fstat gave: a snapshot of the file, usually in one read, with no extra read
-    // to find its end (a key file is never appended to while it is being checked).
-    let mut bytes = Zeroizing::new(vec![0u8; meta.len() as usize]);
-    let mut filled = 0;
-    let mut file = file;
-    while filled < bytes.len() {
-        match file.read(&mut bytes[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    bytes.truncate(filled);
+    // Read the size fstat gave: a snapshot of the file, with no extra read to find its end (a
+    // key file is never appended to while it is being checked). A file that reports no size
+    // (some filesystems do) is read to its end, within the limit.
+    let limit = if meta.len() == 0 { max + 1 } else { meta.len() };
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.take(limit).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
         return Ok(Bounded::TooLarge(bytes.len() as u64));
     }

@@ -42,8 +42,18 @@ pub const GOOD: Style = AnsiColor::Green.on_default().bold();
 
 /// Write to stdout (colour stripped where it should be); a reader that went away is not an error.
 pub fn print_stdout(text: &str) -> io::Result<()> {
-    let mut out = anstream::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    write_all_to(anstream::stdout().lock(), text.as_bytes())
+}
+
+/// Write bytes that hold no colour (JSON, completion scripts, roff) to stdout as they are,
+/// without the colour filter of [`print_stdout`].
+pub fn print_raw(bytes: &[u8]) -> io::Result<()> {
+    write_all_to(io::stdout().lock(), bytes)
+}
+
+/// A reader that went away (`keyrotate check | head`) is not an error.
+fn write_all_to(mut out: impl Write, bytes: &[u8]) -> io::Result<()> {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
     }
@@ -115,11 +125,7 @@ pub fn print_note(text: &str) {
 pub fn print_json(doc: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut text = serde_json::to_vec_pretty(doc)?;
     text.push(b'\n');
-    let mut out = io::stdout().lock();
-    match out.write_all(&text).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
+    Ok(print_raw(&text)?)
 }
 
 /// `keyrotate: <what went wrong>` and one `hint:` line, on stderr.

@@ -47,7 +47,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
 
 fn nothing_to_do(ctx: &Context, why: &str) -> Result<ExitCode> {
     if ctx.json {
-        output::print_stdout("{\n  \"backup_dir\": null,\n  \"files\": []\n}\n")?;
+        output::print_json(&serde_json::json!({"backup_dir": null, "files": []}))?;
     } else if !ctx.quiet {
         output::print_stdout(&format!(
             "Nothing to back up: {why} ({}).\n",

@@ -24,6 +24,6 @@ pub fn man() -> Result<ExitCode> {
 }
 
 fn print(bytes: &[u8]) -> Result<ExitCode> {
-    output::print_stdout(&String::from_utf8_lossy(bytes)).context("could not write to stdout")?;
+    output::print_raw(bytes).context("could not write to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
