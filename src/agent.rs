@@ -1,12 +1,8 @@
-//! ssh-agent: list, remove and add identities over `SSH_AUTH_SOCK`, with ssh-agent-lib's
-//! blocking client. Every socket operation has a timeout, so a stuck agent cannot hang keyrotate.
+//! ssh-agent: list, remove and add identities, with ssh-agent-lib's blocking client. On Unix the
+//! agent is the socket `SSH_AUTH_SOCK` names, with a timeout on every operation so that a stuck
+//! agent cannot hang keyrotate; on Windows it is OpenSSH for Windows' named pipe.
 
-// On Windows the agent (OpenSSH for Windows' named pipe) is not spoken yet: `connect` says so,
-// and the protocol half of this module is unused there.
-#![cfg_attr(not(unix), allow(unused_imports, dead_code))]
-
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use ssh_agent_lib::proto::{
     AddIdentity, AddIdentityConstrained, Credential, KeyConstraint, RemoveIdentity,
@@ -29,62 +25,103 @@ impl AgentError {
     }
 }
 
+/// One key the agent holds.
+#[derive(Debug, Clone)]
+pub struct AgentIdentity {
+    pub key: KeyData,
+    pub comment: String,
+}
+
+#[cfg(unix)]
+type Stream = std::os::unix::net::UnixStream;
+#[cfg(not(unix))]
+type Stream = std::fs::File;
+
+/// OpenSSH for Windows' agent, when `SSH_AUTH_SOCK` does not name another.
+#[cfg(windows)]
+const WINDOWS_AGENT_PIPE: &str = r"\\.\pipe\openssh-ssh-agent";
+
+/// Where the running agent listens: `SSH_AUTH_SOCK` (if set and not empty); on Windows,
+/// otherwise, OpenSSH for Windows' pipe if its service is running.
+pub fn socket_from_env() -> Option<PathBuf> {
+    let from_env = std::env::var_os("SSH_AUTH_SOCK")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from);
+    #[cfg(windows)]
+    let from_env = from_env.or_else(|| {
+        let pipe = PathBuf::from(WINDOWS_AGENT_PIPE);
+        pipe.exists().then_some(pipe)
+    });
+    from_env
+}
+
 /// A connection to a running agent.
 #[derive(Debug)]
 pub struct Agent {
-    #[cfg(unix)]
-    client: ssh_agent_lib::blocking::Client<std::os::unix::net::UnixStream>,
+    client: ssh_agent_lib::blocking::Client<Stream>,
 }
 
 impl Agent {
-    /// Connect to the agent listening on `socket`.
-    #[cfg(unix)]
+    /// Connect to the agent listening on `socket` (a Unix socket, or a Windows named pipe).
     pub fn connect(socket: &Path) -> Result<Agent, AgentError> {
-        let stream = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
+        Self::connect_with_timeout(socket, std::time::Duration::from_secs(5))
+    }
+
+    /// As [`Agent::connect`], giving up on a Unix agent that does not answer within `timeout`.
+    pub fn connect_with_timeout(
+        socket: &Path,
+        timeout: std::time::Duration,
+    ) -> Result<Agent, AgentError> {
+        let unreachable = |e: std::io::Error| {
             AgentError(format!(
                 "cannot reach ssh-agent at {}: {}",
                 socket.display(),
                 crate::inventory::io_reason(&e)
             ))
-        })?;
-        let timeout = Some(Duration::from_secs(5));
-        let timeouts = stream
-            .set_read_timeout(timeout)
-            .and_then(|()| stream.set_write_timeout(timeout));
-        timeouts.map_err(|e| AgentError(crate::inventory::io_reason(&e)))?;
+        };
+        #[cfg(unix)]
+        let stream = {
+            let stream = Stream::connect(socket).map_err(unreachable)?;
+            let timeout = Some(timeout);
+            let timeouts = stream
+                .set_read_timeout(timeout)
+                .and_then(|()| stream.set_write_timeout(timeout));
+            timeouts.map_err(|e| AgentError(crate::inventory::io_reason(&e)))?;
+            stream
+        };
+        #[cfg(not(unix))]
+        let _ = timeout;
+        #[cfg(not(unix))]
+        let stream = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(socket)
+            .map_err(unreachable)?;
         Ok(Agent {
             client: ssh_agent_lib::blocking::Client::new(stream),
         })
     }
 
-    #[cfg(not(unix))]
-    pub fn connect(socket: &Path) -> Result<Agent, AgentError> {
-        let _ = (socket, Duration::ZERO);
-        Err(AgentError(
-            "talking to ssh-agent is not supported on this platform yet".to_string(),
-        ))
-    }
-
-    /// The public keys the agent holds.
-    pub fn identities(&mut self) -> Result<Vec<KeyData>, AgentError> {
-        #[cfg(unix)]
-        {
-            let list = self
-                .client
-                .request_identities()
-                .map_err(AgentError::from_agent)?;
-            Ok(list.into_iter().map(|i| i.pubkey).collect())
-        }
-        #[cfg(not(unix))]
-        unreachable!("no Agent exists on this platform")
+    /// The keys the agent holds.
+    pub fn identities(&mut self) -> Result<Vec<AgentIdentity>, AgentError> {
+        let list = self
+            .client
+            .request_identities()
+            .map_err(AgentError::from_agent)?;
+        Ok(list
+            .into_iter()
+            .map(|i| AgentIdentity {
+                key: i.pubkey,
+                comment: i.comment,
+            })
+            .collect())
     }
 
     /// Remove `key` if the agent holds it; says whether it did.
     pub fn remove(&mut self, key: &KeyData) -> Result<bool, AgentError> {
-        if !self.identities()?.contains(key) {
+        if !self.identities()?.iter().any(|i| i.key == *key) {
             return Ok(false);
         }
-        #[cfg(unix)]
         self.client
             .remove_identity(RemoveIdentity {
                 pubkey: key.clone(),
@@ -105,7 +142,6 @@ impl Agent {
                 comment: key.comment().to_string(),
             },
         };
-        #[cfg(unix)]
         match lifetime {
             Some(seconds) => self
                 .client
@@ -116,8 +152,6 @@ impl Agent {
             None => self.client.add_identity(identity),
         }
         .map_err(AgentError::from_agent)?;
-        #[cfg(not(unix))]
-        let _ = (identity, lifetime);
         Ok(())
     }
 }

@@ -332,16 +332,7 @@ impl Store {
         now: SystemTime,
         on_named: impl FnOnce(&str) -> Result<()>,
     ) -> Result<CreatedSet> {
-        let mut names: BTreeMap<&OsStr, &Path> = BTreeMap::new();
-        for f in files {
-            if let Some(first) = names.insert(&f.name, &f.path) {
-                return Err(BackupError::NameClash {
-                    name: f.name.to_string_lossy().into_owned(),
-                    first: first.to_path_buf(),
-                    second: f.path.clone(),
-                });
-            }
-        }
+        check_names(files)?;
         let (name, dir) = self.make_set_dir(now)?;
         if let Err(e) = on_named(&name) {
             let _ = fs::remove_dir(&dir);
@@ -524,6 +515,35 @@ impl Store {
         }
         inspect_set(&path)
     }
+}
+
+/// Refuse two files that would have the same name inside one set.
+pub fn check_names(files: &[SourceFile]) -> Result<()> {
+    let mut names: BTreeMap<&OsStr, &Path> = BTreeMap::new();
+    for f in files {
+        if let Some(first) = names.insert(&f.name, &f.path) {
+            return Err(BackupError::NameClash {
+                name: f.name.to_string_lossy().into_owned(),
+                first: first.to_path_buf(),
+                second: f.path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The name a set made at `now` would get in `ssh_dir`'s store (for `--dry-run`): the timestamp,
+/// with `-2`, `-3`... if that name is taken.
+pub fn next_set_name(ssh_dir: &Path, now: SystemTime) -> String {
+    let stamp = set_timestamp(now);
+    let root = ssh_dir.join(STORE_NAME);
+    (1..10_000u32)
+        .map(|n| match n {
+            1 => stamp.clone(),
+            n => format!("{stamp}-{n}"),
+        })
+        .find(|name| fs::symlink_metadata(root.join(name)).is_err())
+        .unwrap_or(stamp)
 }
 
 /// `20261121T101500Z`.

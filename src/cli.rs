@@ -90,6 +90,10 @@ pub struct BackupArgs {
     /// List the backup sets, newest first, instead of making one
     #[arg(long, conflicts_with = "keys")]
     pub list: bool,
+
+    /// Print what would be copied where, and change nothing
+    #[arg(long, conflicts_with = "list")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +105,10 @@ pub struct RestoreArgs {
     /// Keys of the set to restore [default: all of them]
     #[arg(value_name = "KEY")]
     pub keys: Vec<PathBuf>,
+
+    /// Print what would be restored, replaced and saved, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +163,11 @@ pub struct GenerateArgs {
     /// Replace an existing key (it is backed up first)
     #[arg(long)]
     pub force: bool,
+
+    /// Print the plan (files to back up, create, replace or move; agent and config changes),
+    /// ask for no passphrase, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -185,6 +198,11 @@ pub struct RotateArgs {
     /// Lifetime of the new identity in ssh-agent
     #[arg(long, value_name = "SECONDS")]
     pub agent_lifetime: Option<u32>,
+
+    /// macOS: add the new key with `ssh-add --apple-use-keychain`, which keeps its passphrase in
+    /// the keychain (ssh-add asks for it once more)
+    #[arg(long, conflicts_with = "no_agent")]
+    pub apple_use_keychain: bool,
 }
 
 #[cfg(test)]

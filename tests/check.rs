@@ -811,3 +811,52 @@ fn p521_key_with_a_short_scalar_is_read_like_ssh_keygen_reads_it() {
     assert_eq!(e["comment"], want.comment.as_str());
     assert_eq!(codes(e), ["missing-public-key", "unencrypted-private-key"]);
 }
+
+/// With `SSH_AUTH_SOCK` set, check lists what the agent holds (here: nothing, then one key that
+/// is also a file in the SSH directory); an agent that cannot be reached is reported in the
+/// document and does not change the verdict.
+#[test]
+fn check_lists_the_agents_keys_and_survives_a_dead_agent() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let key = generate(&ssh, spec("id_ed25519_openssh_enc"));
+    let agent = common::openssh::Agent::start();
+    let run = |socket: &Path| {
+        let out = keyrotate(&ssh)
+            .env("SSH_AUTH_SOCK", socket)
+            .args(["check", "--json"])
+            .output()
+            .unwrap();
+        (out.status.code(), json_ok_or_one(&out))
+    };
+    let (code, doc) = run(&agent.socket);
+    assert_eq!(doc["agent"]["keys"], serde_json::json!([]));
+    assert_eq!(doc["agent"]["error"], serde_json::Value::Null);
+    let add = common::openssh::Agent::add(
+        &agent,
+        &key,
+        &common::openssh::askpass(tmp.path(), PASSPHRASE),
+    );
+    assert!(add.status.success());
+    let (code_loaded, doc) = run(&agent.socket);
+    assert_eq!(code_loaded, code);
+    let listed = &doc["agent"]["keys"][0];
+    assert_eq!(listed["fingerprint"], *keygen_l(&key).unwrap().fingerprint);
+    assert_eq!(listed["path"], *key.to_string_lossy());
+    assert_eq!(listed["retired"], false);
+    assert_eq!(listed["algorithm"], "ed25519");
+
+    let (code_dead, doc) = run(&tmp.path().join("no-such-agent.sock"));
+    assert_eq!(code_dead, code);
+    assert_eq!(doc["agent"]["keys"], serde_json::Value::Null);
+    assert!(
+        doc["agent"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach ssh-agent")
+    );
+}
+
+fn json_ok_or_one(out: &std::process::Output) -> serde_json::Value {
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}

@@ -564,6 +564,45 @@ fn the_agent_loses_the_old_identity_and_gains_the_new_one_which_logs_in() {
             .unwrap()
             .contains(&old_fp)
     );
+    // check lists what the agent holds: the new key (found in the SSH directory) and the retired
+    // one (found nowhere live), in the order ssh-add -l gives them.
+    let new_fp = keygen_l(&new).unwrap().fingerprint;
+    let listed: Vec<(String, serde_json::Value, bool)> = check["agent"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["fingerprint"].as_str().unwrap().to_string(),
+                k["path"].clone(),
+                k["retired"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(agent.fingerprints(), [new_fp.clone(), old_fp.clone()]);
+    assert_eq!(
+        listed,
+        [
+            (new_fp.clone(), new.to_string_lossy().into(), false),
+            (old_fp.clone(), serde_json::Value::Null, true)
+        ]
+    );
+    assert_eq!(check["agent"]["socket"], *agent.socket.to_string_lossy());
+    let text = keyrotate(&ssh)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .arg("check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains("holds 2 keys:"), "{text}");
+    let (_, listing) = text.split_once("holds 2 keys:").unwrap();
+    let old_line = listing.lines().find(|l| l.contains(&old_fp)).unwrap();
+    assert!(old_line.ends_with("RETIRED"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&new_fp) && l.ends_with(&format!("({})", new.display()))),
+        "{text}"
+    );
 }
 
 #[test]
@@ -669,4 +708,30 @@ fn rotate_with_an_explicit_file() {
     );
     assert!(opens(&elsewhere, NEW));
     assert!(opens(&keep, PASSPHRASE), "other keys are left alone");
+}
+
+/// `--apple-use-keychain` needs Apple's ssh-add: elsewhere it is refused before anything is
+/// asked or changed, with a hint.
+#[cfg(not(target_os = "macos"))]
+#[test]
+fn apple_keychain_option_is_refused_off_macos_with_nothing_changed() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let old = old_key(&ssh, "ed25519", &[]);
+    let before = tree_snapshot(tmp.path());
+    let out = keyrotate(&ssh)
+        .args(["rotate", "-t", "ed25519", "--apple-use-keychain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("only on macOS"), "{stderr}");
+    assert!(stderr.contains("hint:"), "{stderr}");
+    assert_eq!(tree_snapshot(tmp.path()), before);
+    assert!(old.exists());
+    // It contradicts --no-agent.
+    let out = keyrotate(&ssh)
+        .args(["rotate", "--apple-use-keychain", "--no-agent"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -15,12 +15,16 @@ use keyrotate::inventory;
 use keyrotate::keyfile::{PublicInfo, sanitize};
 
 use super::Context;
+use super::plan::Plan;
 use crate::cli::BackupArgs;
 use crate::output;
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
     if args.list {
         return list(ctx);
+    }
+    if args.dry_run {
+        return dry_run(ctx, args);
     }
     if !ctx.ssh_dir.is_dir() {
         if args.keys.is_empty() {
@@ -43,6 +47,37 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
     let set = store.create_set(&sources, SystemTime::now())?;
     print_created(ctx, &set, &skipped)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `backup` would copy where; changes nothing.
+fn dry_run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
+    let mut plan = Plan::new(ctx, "backup");
+    if !ctx.ssh_dir.is_dir() {
+        if !args.keys.is_empty() {
+            return Err(BackupError::NoSshDir {
+                path: ctx.ssh_dir.clone(),
+            }
+            .into());
+        }
+        plan.note("there is no SSH directory, so there are no keys to back up");
+        return plan.print(ctx);
+    }
+    Store::open_existing(&ctx.ssh_dir)?;
+    let (sources, skipped) = collect_sources(&ctx.ssh_dir, &args.keys)?;
+    backup::check_names(&sources)?;
+    let files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
+    plan.backup(&ctx.ssh_dir, &files, SystemTime::now());
+    if files.is_empty() {
+        plan.note("there are no keys in the SSH directory");
+    }
+    for skip in skipped {
+        plan.note(format!(
+            "would skip {}: {}",
+            skip.path.to_string_lossy(),
+            skip.reason
+        ));
+    }
+    plan.print(ctx)
 }
 
 fn nothing_to_do(ctx: &Context, why: &str) -> Result<ExitCode> {

@@ -22,13 +22,14 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     };
     super::recover_if_needed(ctx);
     let mut inventory = inventory::scan(&ctx.ssh_dir, &policy, SystemTime::now())?;
-    add_agent_findings(&mut inventory);
+    // `-q` (shell start-up files) asks the agent only when a retired key could be loaded.
+    let agent = agent_report(&mut inventory, !ctx.quiet);
     if ctx.json {
-        output::print_json(&json_report(&inventory))?;
+        output::print_json(&json_report(&inventory, agent.as_ref()))?;
     } else if ctx.quiet {
         output::print_stdout(&render_quiet(&inventory))?;
     } else {
-        output::print_stdout(&render_text(&inventory))?;
+        output::print_stdout(&render_text(&inventory, agent.as_ref()))?;
     }
     Ok(if inventory.has_problems() {
         ExitCode::from(1)
@@ -37,23 +38,76 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     })
 }
 
-/// Retired keys still loaded in ssh-agent. Only asked when there is a retired-key record and an
-/// agent, so that `check` in a shell start-up file stays fast; an unreachable agent is ignored.
-fn add_agent_findings(inventory: &mut Inventory) {
+/// What the running ssh-agent holds.
+#[derive(serde::Serialize)]
+struct AgentReport {
+    socket: String,
+    /// `null` when the agent could not be asked (then `error` says why).
+    keys: Option<Vec<AgentKey>>,
+    error: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct AgentKey {
+    fingerprint: String,
+    algorithm: Option<KeyAlgorithm>,
+    bits: Option<u32>,
+    comment: String,
+    /// The key file in the SSH directory holding the same key, if any.
+    path: Option<String>,
+    /// `rotate` retired this key: it should not be loaded.
+    retired: bool,
+}
+
+/// The keys ssh-agent holds (when `SSH_AUTH_SOCK` names one), and a `retired-key` finding for a
+/// loaded key that `rotate` retired. Without `list`, the agent is asked only if some key was
+/// retired. An agent that cannot be reached is reported, never an error.
+fn agent_report(inventory: &mut Inventory, list: bool) -> Option<AgentReport> {
+    let socket = keyrotate::agent::socket_from_env()?;
     let retired = keyrotate::retired::read(&inventory.ssh_dir);
-    let Some(socket) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
-        return;
-    };
-    if retired.is_empty() {
-        return;
+    if !list && retired.is_empty() {
+        return None;
     }
-    let keys = keyrotate::agent::Agent::connect(std::path::Path::new(&socket))
+    let timeout = std::time::Duration::from_secs(2);
+    let identities = keyrotate::agent::Agent::connect_with_timeout(&socket, timeout)
         .and_then(|mut agent| agent.identities());
-    if let Ok(keys) = keys {
-        inventory
-            .findings
-            .extend(inventory::agent_findings(&keys, &retired));
-    }
+    let mut report = AgentReport {
+        socket: path_string(&socket),
+        keys: None,
+        error: None,
+    };
+    let identities = match identities {
+        Ok(identities) => identities,
+        Err(e) => {
+            report.error = Some(e.to_string());
+            return Some(report);
+        }
+    };
+    let key_data: Vec<_> = identities.iter().map(|i| i.key.clone()).collect();
+    inventory
+        .findings
+        .extend(inventory::agent_findings(&key_data, &retired));
+    let keys = identities
+        .into_iter()
+        .map(|identity| {
+            let info = keyrotate::keyfile::PublicInfo::new(identity.key);
+            let fingerprint = info.fingerprint().to_string();
+            AgentKey {
+                path: inventory
+                    .keys
+                    .iter()
+                    .find(|k| k.fingerprint.as_deref() == Some(&fingerprint))
+                    .map(|k| path_string(&k.path)),
+                retired: retired.iter().any(|r| r.fingerprint == fingerprint),
+                algorithm: info.algorithm,
+                bits: info.bits,
+                comment: identity.comment,
+                fingerprint,
+            }
+        })
+        .collect();
+    report.keys = Some(keys);
+    Some(report)
 }
 
 #[derive(serde::Serialize)]
@@ -62,6 +116,10 @@ struct JsonReport<'a> {
     keys: Vec<JsonKey<'a>>,
     findings: &'a [Finding],
     summary: Summary,
+    /// Left out when no agent is running (no `SSH_AUTH_SOCK`), so that the document is then
+    /// exactly the contract's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent: Option<&'a AgentReport>,
 }
 
 #[derive(serde::Serialize)]
@@ -85,7 +143,7 @@ fn path_string(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn json_report(inventory: &Inventory) -> JsonReport<'_> {
+fn json_report<'a>(inventory: &'a Inventory, agent: Option<&'a AgentReport>) -> JsonReport<'a> {
     JsonReport {
         ssh_dir: path_string(&inventory.ssh_dir),
         keys: inventory
@@ -109,6 +167,7 @@ fn json_report(inventory: &Inventory) -> JsonReport<'_> {
             .collect(),
         findings: &inventory.findings,
         summary: inventory.summary(),
+        agent,
     }
 }
 
@@ -168,7 +227,51 @@ fn render_findings(out: &mut String, findings: &[Finding]) {
     }
 }
 
-fn render_text(inventory: &Inventory) -> String {
+fn render_agent(out: &mut String, agent: &AgentReport) {
+    let socket = sanitize(&agent.socket);
+    let keys = match (&agent.keys, &agent.error) {
+        (Some(keys), _) => keys,
+        (None, error) => {
+            let why = error.as_deref().unwrap_or("no answer");
+            let _ = writeln!(
+                out,
+                "ssh-agent at {socket}: could not list its keys ({})\n",
+                sanitize(why)
+            );
+            return;
+        }
+    };
+    if keys.is_empty() {
+        let _ = writeln!(out, "ssh-agent at {socket} holds no keys\n");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "ssh-agent at {socket} holds {}:",
+        plural(keys.len(), "key")
+    );
+    for key in keys {
+        let mut line = vec![match (key.algorithm, key.bits) {
+            (Some(alg), Some(bits)) => format!("{} {bits}", alg.display_name()),
+            (Some(alg), None) => alg.display_name().to_string(),
+            _ => "?".to_string(),
+        }];
+        line.push(key.fingerprint.clone());
+        if !key.comment.is_empty() {
+            line.push(format!("\"{}\"", sanitize(&key.comment)));
+        }
+        if let Some(path) = &key.path {
+            line.push(styled(output::DIM, &format!("({})", sanitize(path))));
+        }
+        if key.retired {
+            line.push(styled(output::CRITICAL, "RETIRED"));
+        }
+        let _ = writeln!(out, "  {}", line.join("  "));
+    }
+    out.push('\n');
+}
+
+fn render_text(inventory: &Inventory, agent: Option<&AgentReport>) -> String {
     let mut out = String::new();
     if !inventory.findings.is_empty() {
         let _ = writeln!(
@@ -182,6 +285,9 @@ fn render_text(inventory: &Inventory) -> String {
     for key in &inventory.keys {
         render_key(&mut out, key);
         out.push('\n');
+    }
+    if let Some(agent) = agent {
+        render_agent(&mut out, agent);
     }
     let summary = inventory.summary();
     let _ = writeln!(

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use anyhow::Result;
 use keyrotate::backup::Store;
@@ -13,6 +14,7 @@ use keyrotate::keyfile::sanitize;
 use keyrotate::passphrase::{Passphrase, PassphraseSource};
 
 use super::Context;
+use super::plan::{Action, Plan};
 use crate::cli::{self, GenerateArgs};
 use crate::interrupt::Critical;
 use crate::output::{self, Spinner, UserError};
@@ -28,6 +30,9 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
         ));
     }
     let target = target_path(ctx, args, &spec)?;
+    if args.dry_run {
+        return dry_run(ctx, args, &spec, &target);
+    }
     // Refuse at once, before asking for anything, if the key exists and --force was not given.
     if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
         generate::check_target(&target, args.force)?;
@@ -45,6 +50,69 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
     let written = write(ctx, &target, &key, args.force)?;
     print(ctx, &spec, &key, &written)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `generate` would do; refuses what the real run refuses, asks for nothing, changes nothing.
+fn dry_run(ctx: &Context, args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Result<ExitCode> {
+    let mut plan = Plan::new(ctx, "generate");
+    plan.ssh_dir(&ctx.ssh_dir);
+    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
+        generate::check_target(target, args.force)?;
+    }
+    if args.force && ctx.ssh_dir.is_dir() {
+        Store::open_existing(&ctx.ssh_dir)?;
+    }
+    let public = generate::public_path_for(target);
+    let live = live_files(&[target.to_path_buf(), public.clone()]);
+    plan.backup(&ctx.ssh_dir, &live, SystemTime::now());
+    new_pair_steps(&mut plan, spec, target);
+    plan.note(passphrase_note(args));
+    plan.print(ctx)
+}
+
+/// The files of `paths` that exist with content to save (a dangling link has none).
+pub fn live_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .filter(|p| std::fs::metadata(p).is_ok())
+        .cloned()
+        .collect()
+}
+
+/// The plan's steps writing the new pair at `target`.
+pub fn new_pair_steps(plan: &mut Plan, spec: &KeySpec, target: &Path) {
+    let public = generate::public_path_for(target);
+    let action = |p: &Path| match std::fs::symlink_metadata(p).is_ok() {
+        true => Action::Replace,
+        false => Action::Create,
+    };
+    let format = match spec.format {
+        KeyFormat::Openssh => "OpenSSH format",
+        KeyFormat::Pem => "PEM format",
+    };
+    plan.step(
+        action(target),
+        target,
+        format!(
+            "the new private key: {}, {format}, passphrase-protected, mode 0600",
+            spec.describe()
+        ),
+    );
+    plan.step(action(&public), &public, "its public key, mode 0644");
+}
+
+/// Where the passphrase would come from (a dry run never asks for it).
+pub fn passphrase_note(args: &GenerateArgs) -> String {
+    match &args.passphrase_file {
+        Some(path) if path.as_os_str() == "-" => {
+            "the passphrase would be read from the first line of standard input".to_string()
+        }
+        Some(path) => format!(
+            "the passphrase would be read from the first line of {}",
+            path.display()
+        ),
+        None => "the passphrase would be asked for twice on the terminal".to_string(),
+    }
 }
 
 pub fn spec_from_args(args: &GenerateArgs) -> Result<KeySpec> {

@@ -4,6 +4,7 @@ mod backup;
 mod check;
 mod docs;
 mod generate;
+mod plan;
 mod restore;
 mod rotate;
 

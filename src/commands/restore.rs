@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -11,6 +12,7 @@ use keyrotate::keyfile::sanitize;
 use keyrotate::restore::{self as restorer, Restored};
 
 use super::Context;
+use super::plan::{Action, Plan};
 use crate::cli::RestoreArgs;
 use crate::interrupt::Critical;
 use crate::output::{self, UserError};
@@ -38,6 +40,11 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     if !ctx.ssh_dir.is_dir() {
         return Err(unknown().into());
     }
+    if args.dry_run {
+        let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
+        let plan = backup::plan_restore(&store, &ctx.ssh_dir, &args.set, &keys)?;
+        return dry_run(ctx, &plan);
+    }
     let _lock = super::lock_and_recover(ctx)?;
     let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
     let restored = {
@@ -46,6 +53,32 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     };
     print(ctx, &restored)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `restore` would do; changes nothing.
+fn dry_run(ctx: &Context, restore: &backup::RestorePlan) -> Result<ExitCode> {
+    let mut plan = Plan::new(ctx, "restore");
+    // What it replaces is saved first (a dangling link holds nothing to save).
+    let to_save: Vec<PathBuf> = restore
+        .items
+        .iter()
+        .filter(|i| i.replaces && !i.unchanged && std::fs::metadata(&i.to).is_ok())
+        .map(|i| i.to.clone())
+        .collect();
+    plan.backup(&ctx.ssh_dir, &to_save, SystemTime::now());
+    for item in &restore.items {
+        let from = format!("from {}", item.from.to_string_lossy());
+        match action(item) {
+            "unchanged" => plan.step(
+                Action::Unchanged,
+                &item.to,
+                "already holds the set's bytes, left alone",
+            ),
+            "replaced" => plan.step(Action::Replace, &item.to, from),
+            _ => plan.step(Action::Create, &item.to, from),
+        }
+    }
+    plan.print(ctx)
 }
 
 fn action(item: &backup::RestoreItem) -> &'static str {

@@ -20,7 +20,11 @@ use keyrotate::transaction::{self, Change, NewFile};
 use zeroize::Zeroizing;
 
 use super::Context;
-use super::generate::{ensure_ssh_dir, make_key, new_passphrase, spec_from_args, target_path};
+use super::generate::{
+    ensure_ssh_dir, live_files, make_key, new_pair_steps, new_passphrase, passphrase_note,
+    spec_from_args, target_path,
+};
+use super::plan::{Action, Plan};
 use crate::cli::{Reason, RotateArgs};
 use crate::interrupt::Critical;
 use crate::output::{self, Spinner, UserError};
@@ -54,7 +58,18 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         )
         .into());
     }
+    if args.apple_use_keychain && !cfg!(target_os = "macos") {
+        return Err(UserError::new(
+            "--apple-use-keychain works only on macOS, whose ssh-add can keep passphrases in the \
+             keychain",
+            "leave the option out: keyrotate adds the new key to ssh-agent itself",
+        )
+        .into());
+    }
     let target = target_path(ctx, &args.generate, &spec)?;
+    if args.generate.dry_run {
+        return dry_run(ctx, args, &spec, &target);
+    }
     ensure_ssh_dir(&ctx.ssh_dir)?;
     let _lock = super::lock_and_recover(ctx)?;
     // A backup store that would be refused later is refused now, before anything is asked.
@@ -76,7 +91,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         let _critical = Critical::enter();
         transaction::commit(&ctx.ssh_dir, change, now)?
     };
-    let agent = update_agent(args, &old, &key);
+    let agent = update_agent(args, &old, &key, &target);
     let report = Report {
         spec: &spec,
         service: &args.generate.service,
@@ -91,6 +106,133 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     };
     report.print(ctx)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `rotate` would do; refuses what the real run refuses before its passphrase prompt, asks
+/// for nothing, changes nothing (ssh-agent is only asked which keys it holds).
+fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> Result<ExitCode> {
+    let mut plan = Plan::new(ctx, "rotate");
+    plan.ssh_dir(&ctx.ssh_dir);
+    if ctx.ssh_dir.is_dir() {
+        Store::open_existing(&ctx.ssh_dir)?;
+    }
+    let old = match &args.generate.file {
+        Some(_) => rotation::key_at(target)?.into_iter().collect(),
+        None => rotation::service_keys(&ctx.ssh_dir, &args.generate.service)?,
+    };
+    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
+        keygen::check_target(target, true)?;
+    }
+    let config = ConfigPlan::new(ctx, &old, target, args.update_config)?;
+    let public = keygen::public_path_for(target);
+    let remove = removed_files(&old, target);
+    let mut replaced = vec![target.to_path_buf(), public];
+    if config.new_text.is_some() {
+        replaced.push(config.path.clone());
+    }
+    let saved = live_files(&[replaced, remove.clone()].concat());
+    plan.backup(&ctx.ssh_dir, &saved, SystemTime::now());
+    new_pair_steps(&mut plan, spec, target);
+    if config.new_text.is_some() {
+        plan.step(
+            Action::Replace,
+            &config.path,
+            "its IdentityFile lines that name the retired key are rewritten; mode kept",
+        );
+    }
+    for path in &remove {
+        plan.step(
+            Action::Remove,
+            path,
+            "out of the live directory; its copy stays in the backup set",
+        );
+    }
+    let record = keyrotate::retired::retired_path(&ctx.ssh_dir);
+    for k in &old {
+        let what = match k.fingerprint() {
+            Some(fp) => format!(
+                "{fp} ({}) recorded as retired: `keyrotate check` flags it if it comes back",
+                k.path().to_string_lossy()
+            ),
+            None => format!(
+                "{}: its key cannot be read, so it cannot be recorded",
+                k.path().to_string_lossy()
+            ),
+        };
+        plan.step(Action::Retire, &record, what);
+    }
+    for line in &config.lines {
+        let what = match config.new_text.is_some() {
+            true => "would name the new key",
+            false => "would still name the retired key (add --update-config to rewrite it)",
+        };
+        plan.step(
+            Action::Config,
+            &config.path,
+            format!("line {}: `{}` {what}", line.line_no, line.text.trim()),
+        );
+    }
+    plan_agent(&mut plan, args, &old);
+    if old.is_empty() {
+        plan.note(format!(
+            "no current key of {} was found: a fresh one would be generated",
+            args.generate.service
+        ));
+    }
+    if let Some(why) = &config.not_updated {
+        plan.note(why.clone());
+    }
+    plan.note(format!(
+        "{}, and refused if it opens the old key",
+        passphrase_note(&args.generate)
+    ));
+    plan.print(ctx)
+}
+
+/// The agent half of the dry-run plan: which old identities it holds would go, the new one come.
+fn plan_agent(plan: &mut Plan, args: &RotateArgs, old: &[OldKey]) {
+    if args.no_agent {
+        plan.note("ssh-agent would be left alone (--no-agent)");
+        return;
+    }
+    let Some(socket) = keyrotate::agent::socket_from_env() else {
+        plan.note(
+            "no ssh-agent is running (SSH_AUTH_SOCK is not set): the new key would not be loaded",
+        );
+        return;
+    };
+    match Agent::connect(&socket).and_then(|mut agent| agent.identities()) {
+        Ok(loaded) => {
+            for k in old {
+                let Some(info) = &k.key else { continue };
+                if loaded.iter().any(|i| i.key == info.key_data) {
+                    plan.step(
+                        Action::AgentRemove,
+                        &socket,
+                        format!("remove the old key {}", info.fingerprint()),
+                    );
+                }
+            }
+        }
+        Err(e) => plan.note(format!("could not ask ssh-agent which keys it holds: {e}")),
+    }
+    let mut add = "add the new key".to_string();
+    if let Some(seconds) = args.agent_lifetime {
+        let _ = write!(add, " for {seconds} seconds");
+    }
+    if args.apple_use_keychain {
+        add.push_str(" with `ssh-add --apple-use-keychain`");
+    }
+    plan.step(Action::AgentAdd, &socket, add);
+}
+
+/// Live files of the old keys that leave the live directory (the new pair takes `target`'s names).
+fn removed_files(old: &[OldKey], target: &Path) -> Vec<PathBuf> {
+    let public = keygen::public_path_for(target);
+    old.iter()
+        .flat_map(|k| k.files())
+        .filter(|p| p != target && *p != public)
+        .collect()
 }
 
 /// A new passphrase that meets the policy and opens none of the old keys. On a terminal a
@@ -259,11 +401,7 @@ fn plan_change(
             modified: None,
         });
     }
-    let remove: Vec<PathBuf> = old
-        .iter()
-        .flat_map(|k| k.files())
-        .filter(|p| p != target && *p != public)
-        .collect();
+    let remove = removed_files(old, target);
     let retire: Vec<_> = old.iter().filter_map(|k| k.retired_record(now)).collect();
     let needs_store = !old.is_empty() || config.new_text.is_some();
     let store = match needs_store {
@@ -285,7 +423,27 @@ struct AgentOutcome {
     detail: String,
 }
 
-fn update_agent(args: &RotateArgs, old: &[OldKey], key: &NewKey) -> AgentOutcome {
+/// `ssh-add --apple-use-keychain [-t SECONDS] KEY`: Apple's ssh-add asks for the passphrase on
+/// the terminal, adds the key and keeps the passphrase in the macOS keychain. Its stdout is not
+/// ours (it may carry `--json`), so it goes to stderr.
+fn apple_keychain_add(target: &Path, lifetime: Option<u32>) -> Result<(), String> {
+    let mut command = std::process::Command::new("ssh-add");
+    command.arg("--apple-use-keychain");
+    if let Some(seconds) = lifetime {
+        command.arg("-t").arg(seconds.to_string());
+    }
+    command.arg(target);
+    let status = command
+        .stdout(std::io::stderr())
+        .status()
+        .map_err(|e| format!("cannot run ssh-add: {}", io_reason(&e)))?;
+    match status.success() {
+        true => Ok(()),
+        false => Err(format!("ssh-add failed ({status})")),
+    }
+}
+
+fn update_agent(args: &RotateArgs, old: &[OldKey], key: &NewKey, target: &Path) -> AgentOutcome {
     let outcome = |status: &str, detail: String| AgentOutcome {
         status: status.to_string(),
         detail,
@@ -293,14 +451,14 @@ fn update_agent(args: &RotateArgs, old: &[OldKey], key: &NewKey) -> AgentOutcome
     if args.no_agent {
         return outcome("skipped", "left alone (--no-agent)".to_string());
     }
-    let Some(socket) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
+    let Some(socket) = keyrotate::agent::socket_from_env() else {
         return outcome(
             "no-agent",
             "no ssh-agent is running (SSH_AUTH_SOCK is not set); load the key later with `ssh-add`"
                 .to_string(),
         );
     };
-    let mut agent = match Agent::connect(Path::new(&socket)) {
+    let mut agent = match Agent::connect(&socket) {
         Ok(agent) => agent,
         Err(e) => return outcome(&format!("error: {e}"), format!("not updated: {e}")),
     };
@@ -314,7 +472,19 @@ fn update_agent(args: &RotateArgs, old: &[OldKey], key: &NewKey) -> AgentOutcome
             }
         }
     }
-    if let Err(e) = agent.add(&key.unencrypted, args.agent_lifetime) {
+    if args.apple_use_keychain {
+        drop(agent);
+        if let Err(e) = apple_keychain_add(target, args.agent_lifetime) {
+            return outcome(
+                &format!("error: {e}"),
+                format!(
+                    "the new key could not be added with the keychain option ({e}); run \
+                     `ssh-add --apple-use-keychain {}`",
+                    target.display()
+                ),
+            );
+        }
+    } else if let Err(e) = agent.add(&key.unencrypted, args.agent_lifetime) {
         return outcome(
             &format!("error: {e}"),
             format!("the new key could not be added ({e}); add it with `ssh-add`"),

@@ -20,6 +20,7 @@ pub fn keyrotate(ssh_dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::new(bin());
     cmd.env_remove("KEYROTATE_SSH_DIR")
         .env_remove("CLICOLOR_FORCE")
+        .env_remove("SSH_AUTH_SOCK")
         .env("NO_COLOR", "1")
         .arg("--ssh-dir")
         .arg(ssh_dir)
@@ -357,4 +358,50 @@ pub fn rfc3339_mtime(path: &Path) -> String {
 pub fn is_root() -> bool {
     let out = run_ok(Command::new("id").arg("-u"));
     String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+/// Everything observable about the tree under `dir` (and `dir` itself): each entry's type, mode,
+/// modification time, size and bytes (or link target). Two equal snapshots mean nothing was
+/// created, removed, written, chmod-ed or touched, not even a lock file made and deleted again
+/// (that would change the directory's own mtime).
+pub fn tree_snapshot(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(path: &Path, rel: &str, out: &mut Vec<String>) {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            out.push(format!("{rel}: absent"));
+            return;
+        };
+        let what = if meta.file_type().is_symlink() {
+            format!("link -> {}", fs::read_link(path).unwrap().display())
+        } else if meta.is_dir() {
+            "dir".to_string()
+        } else {
+            format!("file {:?}", fs::read(path).unwrap())
+        };
+        out.push(format!(
+            "{rel}: {what} mode {:o} uid {} size {} mtime {}.{}",
+            meta.mode(),
+            meta.uid(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
+        if meta.is_dir() {
+            let mut names: Vec<_> = fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            for name in names {
+                walk(
+                    &path.join(&name),
+                    &format!("{rel}/{}", name.to_string_lossy()),
+                    out,
+                );
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, ".", &mut out);
+    out
 }
