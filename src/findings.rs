@@ -144,6 +144,9 @@ pub struct KeyFacts<'a> {
     pub kdf: Option<&'a Kdf>,
     /// Unix permission bits of the file; `None` where there are none (Windows).
     pub mode: Option<u32>,
+    /// Windows: accounts other than the owner, SYSTEM and Administrators that the file's access
+    /// list lets read it (always empty on Unix, where `mode` says it).
+    pub other_readers: &'a [String],
     pub age_days: u64,
     /// The `.pub` path, when the pair has one.
     pub public_path: Option<&'a Path>,
@@ -186,6 +189,20 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                     "Other users of this computer can access this private key (mode {mode:04o}), \
                      and OpenSSH refuses to use a key like that. Fix it with `chmod 600 {}`; if \
                      someone may already have copied it, replace it with `{}`.",
+                    shell_path(path),
+                    rotate_hint(path)
+                ),
+            ));
+        }
+        if !facts.other_readers.is_empty() {
+            out.push(Finding::new(
+                Code::InsecurePermissions,
+                format!(
+                    "Other users of this computer can read this private key (its access list \
+                     lets {} read it), and OpenSSH for Windows refuses to use a key like that. \
+                     Fix it with `icacls {} /inheritance:r /grant:r \"%USERNAME%:F\"`; if someone \
+                     may already have copied it, replace it with `{}`.",
+                    facts.other_readers.join(", "),
                     shell_path(path),
                     rotate_hint(path)
                 ),
@@ -306,6 +323,7 @@ mod tests {
             bits: Some(256),
             kdf: Some(&Kdf::Bcrypt { rounds: 16 }),
             mode: Some(0o600),
+            other_readers: &[],
             age_days: 10,
             public_path: Some(Path::new("/h/.ssh/id_ed25519.pub")),
         }

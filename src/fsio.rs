@@ -83,7 +83,11 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     }
     builder.create(path)?;
     // The umask can only have removed bits; put back exactly 0700 (never wider).
-    set_dir_mode_0700(path)
+    set_dir_mode_0700(path)?;
+    // Windows: an access list for the owner alone, inherited by what is made inside.
+    #[cfg(windows)]
+    crate::winacl::restrict_to_owner(path, true)?;
+    Ok(())
 }
 
 /// Set a directory we own to 0700 through a handle opened without following symlinks.
@@ -138,6 +142,11 @@ pub fn write_new_file(path: &Path, spec: FileSpec<'_>) -> io::Result<()> {
     }
     let mut file = options.open(path)?;
     let result = (|| {
+        // Windows: a private file gets its owner-only access list while still empty.
+        #[cfg(windows)]
+        if spec.mode & 0o077 == 0 {
+            crate::winacl::restrict_to_owner(path, false)?;
+        }
         file.write_all(spec.bytes)?;
         #[cfg(unix)]
         {

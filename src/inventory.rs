@@ -449,6 +449,17 @@ fn special_kind(_meta: &Metadata) -> &'static str {
     "a special file"
 }
 
+/// Windows: who else the access list of a private key file lets read it (an access list that
+/// cannot be read is not guessed at). Unix: empty, since the mode says it.
+fn other_readers(path: &Path, private: bool) -> Vec<String> {
+    #[cfg(windows)]
+    if private {
+        return crate::winacl::other_readers(path).unwrap_or_default();
+    }
+    let _ = (path, private);
+    Vec::new()
+}
+
 /// Unix permission bits, `None` where the platform has none.
 pub fn unix_mode(meta: &Metadata) -> Option<u32> {
     #[cfg(unix)]
@@ -623,6 +634,7 @@ fn describe(main: Scanned, public: Option<Scanned>, policy: &Policy, now: System
         bits: entry.bits,
         kdf: entry.protection.as_ref().map(|p| &p.kdf).filter(|_| parsed),
         mode: entry.mode,
+        other_readers: &other_readers(&entry.path, recognisably_private),
         age_days: entry.age_days,
         public_path: entry.public_path.as_deref(),
     };

@@ -21,7 +21,10 @@
 //! - [`lock`]: one keyrotate at a time per SSH directory.
 //! - [`timefmt`]: the timestamps keyrotate prints.
 
-#![forbid(unsafe_code)]
+//! - `winacl` (Windows only): owner-only access lists, and who else may read a key.
+//!
+//! No unsafe code, except the Win32 calls of `winacl`.
+#![deny(unsafe_code)]
 
 pub mod agent;
 pub mod backup;
@@ -40,3 +43,5 @@ pub mod rotation;
 pub mod sshconfig;
 pub mod timefmt;
 pub mod transaction;
+#[cfg(windows)]
+pub mod winacl;

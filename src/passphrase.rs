@@ -109,12 +109,19 @@ pub enum PassphraseError {
     Mismatch,
     #[error("cannot read the passphrase from {source_name}: {reason}")]
     Read { source_name: String, reason: String },
+    #[error("the passphrase in {source_name} is refused: {weakness}")]
+    WeakIn {
+        source_name: String,
+        weakness: Weakness,
+    },
 }
 
 impl PassphraseError {
     pub fn hint(&self) -> String {
         match self {
-            PassphraseError::Weak(w) => w.advice().to_string(),
+            PassphraseError::Weak(w) | PassphraseError::WeakIn { weakness: w, .. } => {
+                w.advice().to_string()
+            }
             PassphraseError::NoTerminal => {
                 "run it in a terminal, or pass `--passphrase-file PATH` (`-` reads the first line \
                  of standard input)"
@@ -124,7 +131,9 @@ impl PassphraseError {
                 "run it again and type the same passphrase twice".to_string()
             }
             PassphraseError::Read { .. } => {
-                "check the file named above exists and is readable".to_string()
+                "check that the file named above exists and is readable, or pipe the passphrase \
+                 in with `--passphrase-file -`"
+                    .to_string()
             }
         }
     }

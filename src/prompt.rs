@@ -4,7 +4,6 @@
 use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 
-use keyrotate::fsio::{self, Bounded};
 use keyrotate::inventory::io_reason;
 use keyrotate::passphrase::{Passphrase, PassphraseError, PassphraseSource, check_strength};
 use zeroize::Zeroizing;
@@ -21,13 +20,16 @@ pub struct FileSource {
 const MAX_LINE: u64 = 64 * 1024;
 
 impl FileSource {
+    fn source_name(&self) -> String {
+        match self.path.as_os_str() == "-" {
+            true => "standard input".to_string(),
+            false => self.path.display().to_string(),
+        }
+    }
+
     fn first_line(&self) -> Result<Zeroizing<Vec<u8>>, PassphraseError> {
         let stdin = self.path.as_os_str() == "-";
-        let source_name = if stdin {
-            "standard input".to_string()
-        } else {
-            self.path.display().to_string()
-        };
+        let source_name = self.source_name();
         let read_err = |reason: String| PassphraseError::Read {
             source_name: source_name.clone(),
             reason,
@@ -40,19 +42,23 @@ impl FileSource {
                 .read_until(b'\n', &mut line)
                 .map_err(|e| read_err(io_reason(&e)))?;
         } else {
-            match fsio::read_bounded(&self.path, MAX_LINE).map_err(|e| read_err(io_reason(&e)))? {
-                Bounded::Bytes(bytes) => {
-                    let bytes = Zeroizing::new(bytes);
-                    let end = bytes
-                        .iter()
-                        .position(|&b| b == b'\n')
-                        .unwrap_or(bytes.len());
-                    line.extend_from_slice(&bytes[..end]);
+            // Opened like `cat` would: a pipe (`--passphrase-file <(pass show jasmin)`) waits
+            // for its writer. Read a byte at a time, so that no unwiped buffer holds the rest
+            // of the line (a few dozen read calls).
+            let file = std::fs::File::open(&self.path).map_err(|e| read_err(io_reason(&e)))?;
+            let meta = file.metadata().map_err(|e| read_err(io_reason(&e)))?;
+            if meta.is_dir() {
+                return Err(read_err("it is a directory".to_string()));
+            }
+            if meta.is_file() && meta.len() > MAX_LINE {
+                return Err(read_err("it is too large".to_string()));
+            }
+            #[allow(clippy::unbuffered_bytes)] // deliberately: no buffer to wipe
+            for byte in file.take(MAX_LINE).bytes() {
+                match byte.map_err(|e| read_err(io_reason(&e)))? {
+                    b'\n' => break,
+                    b => line.push(b),
                 }
-                Bounded::NotRegular => {
-                    return Err(read_err("it is not a regular file".to_string()));
-                }
-                Bounded::TooLarge(_) => return Err(read_err("it is too large".to_string())),
             }
         }
         while matches!(line.last(), Some(b'\n' | b'\r')) {
@@ -69,7 +75,10 @@ impl PassphraseSource for FileSource {
         context: &[&str],
     ) -> Result<Passphrase, PassphraseError> {
         let passphrase = Passphrase::new(self.first_line()?);
-        check_strength(&passphrase, context)?;
+        check_strength(&passphrase, context).map_err(|weakness| PassphraseError::WeakIn {
+            source_name: self.source_name(),
+            weakness,
+        })?;
         Ok(passphrase)
     }
 }

@@ -681,3 +681,47 @@ fn a_generated_key_logs_in_to_a_real_sshd_directly_and_through_ssh_agent() {
         );
     }
 }
+
+/// `--passphrase-file <(pass show jasmin)`: a pipe gives its first line, as a file does; a
+/// weak passphrase from a file is refused naming the file.
+#[test]
+fn passphrase_from_a_pipe_and_a_weak_one_named_by_its_file() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let fifo = tmp.path().join("pass.fifo");
+    run_ok(Command::new("mkfifo").arg(&fifo));
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            f.write_all(b"pipes carry passphrases quietly\nsecond line\n")
+                .unwrap();
+        })
+    };
+    let out = keyrotate(&ssh)
+        .args(["generate", "-t", "ed25519", "--passphrase-file"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = ssh.join("id_ed25519_jasmin");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-y", "-P", "pipes carry passphrases quietly", "-f"])
+            .arg(&key),
+    );
+
+    let weak = tmp.path().join("weak");
+    fs::write(&weak, "short\n").unwrap();
+    let out = keyrotate(&ssh)
+        .args(["generate", "-t", "ed25519", "--force", "--passphrase-file"])
+        .arg(&weak)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the passphrase in {} is refused", weak.display())),
+        "{stderr}"
+    );
+}

@@ -90,8 +90,9 @@ fn resolve_ssh_dir(explicit: Option<&PathBuf>) -> Result<PathBuf> {
         None => match dirs::home_dir() {
             Some(home) => home.join(".ssh"),
             None => {
+                let var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
                 return Err(UserError::new(
-                    "cannot tell where your home directory is (HOME is not set)",
+                    format!("cannot tell where your home directory is ({var} is not set)"),
                     "pass the SSH directory with `--ssh-dir DIR`",
                 )
                 .into());
