@@ -164,9 +164,16 @@ impl Default for Policy {
     }
 }
 
-/// Quote a path for a shell command line in a hint.
+/// Quote a path for a shell command line in a hint: POSIX shell quoting on Unix; on Windows,
+/// double quotes around a path that needs them (cmd and PowerShell take backslashes as they are).
 pub fn shell_path(path: &Path) -> String {
     let text = path.to_string_lossy();
+    if cfg!(windows) {
+        return match text.contains([' ', '&', '(', ')', '^', '%', ';', ',', '\'']) {
+            true => format!("\"{text}\""),
+            false => text.into_owned(),
+        };
+    }
     match shlex::try_quote(&text) {
         Ok(quoted) => quoted.into_owned(),
         Err(_) => format!("'{text}'"),
@@ -200,7 +207,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 format!(
                     "Other users of this computer can read this private key (its access list \
                      lets {} read it), and OpenSSH for Windows refuses to use a key like that. \
-                     Fix it with `icacls {} /inheritance:r /grant:r \"%USERNAME%:F\"`; if someone \
+                     Fix it (in cmd) with `icacls {} /inheritance:r /grant:r \"%USERNAME%:F\"`; if someone \
                      may already have copied it, replace it with `{}`.",
                     facts.other_readers.join(", "),
                     shell_path(path),

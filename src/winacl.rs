@@ -19,21 +19,24 @@ use windows_sys::Win32::Foundation::{
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, EXPLICIT_ACCESS_W, GetNamedSecurityInfoW, NO_MULTIPLE_TRUSTEE,
-    SE_FILE_OBJECT, SET_ACCESS, SetEntriesInAclW, SetNamedSecurityInfoW, TRUSTEE_IS_SID,
-    TRUSTEE_IS_USER, TRUSTEE_W,
+    SE_FILE_OBJECT, SET_ACCESS, SetEntriesInAclW, TRUSTEE_IS_SID, TRUSTEE_IS_USER, TRUSTEE_W,
 };
 use windows_sys::Win32::Security::{
     ACCESS_ALLOWED_ACE, ACL, ACL_SIZE_INFORMATION, AclSizeInformation, DACL_SECURITY_INFORMATION,
-    EqualSid, GetAce, GetAclInformation, GetTokenInformation, IsWellKnownSid, LookupAccountSidW,
-    NO_INHERITANCE, OWNER_SECURITY_INFORMATION, PROTECTED_DACL_SECURITY_INFORMATION,
-    PSECURITY_DESCRIPTOR, PSID, SID_NAME_USE, SUB_CONTAINERS_AND_OBJECTS_INHERIT, TOKEN_QUERY,
-    TOKEN_USER, TokenUser, WinBuiltinAdministratorsSid, WinLocalSystemSid,
+    EqualSid, GetAce, GetAclInformation, GetTokenInformation, InitializeSecurityDescriptor,
+    IsWellKnownSid, LookupAccountSidW, NO_INHERITANCE, OWNER_SECURITY_INFORMATION,
+    PROTECTED_DACL_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID, SE_DACL_PROTECTED,
+    SECURITY_DESCRIPTOR, SID_NAME_USE, SUB_CONTAINERS_AND_OBJECTS_INHERIT, SetFileSecurityW,
+    SetSecurityDescriptorControl, SetSecurityDescriptorDacl, TOKEN_QUERY, TOKEN_USER, TokenUser,
+    WinBuiltinAdministratorsSid, WinLocalSystemSid,
 };
 use windows_sys::Win32::Storage::FileSystem::{FILE_ALL_ACCESS, FILE_READ_DATA};
 use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
 /// `ACCESS_ALLOWED_ACE_TYPE` (winnt.h).
 const ACCESS_ALLOWED_ACE_TYPE: u8 = 0;
+/// `SECURITY_DESCRIPTOR_REVISION` (winnt.h).
+const SECURITY_DESCRIPTOR_REVISION: u32 = 1;
 
 /// Frees memory Windows allocated with `LocalAlloc` when dropped.
 struct LocalBox(*mut core::ffi::c_void);
@@ -118,22 +121,27 @@ pub fn restrict_to_owner(path: &Path, is_dir: bool) -> io::Result<()> {
     if status != ERROR_SUCCESS {
         return Err(win32_error(status));
     }
+    // A descriptor holding just that list, marked protected (nothing inherited from the parent
+    // is merged in), written with SetFileSecurityW: SetNamedSecurityInfoW would add the
+    // parent's inheritable entries back on some implementations (Wine does).
+    let mut descriptor = SECURITY_DESCRIPTOR::default();
+    let sd: PSECURITY_DESCRIPTOR = (&mut descriptor as *mut SECURITY_DESCRIPTOR).cast();
     let name = wide(path);
-    // SAFETY: `name` is NUL-terminated; `acl` is the list just built; owner and group unchanged.
-    let status = unsafe {
-        SetNamedSecurityInfoW(
-            name.as_ptr(),
-            SE_FILE_OBJECT,
-            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
-            ptr::null_mut(),
-            ptr::null_mut(),
-            acl,
-            ptr::null(),
-        )
+    // SAFETY: `sd` points to a SECURITY_DESCRIPTOR that outlives these calls; `acl` stays
+    // alive (its guard) until they return; `name` is NUL-terminated.
+    let ok = unsafe {
+        InitializeSecurityDescriptor(sd, SECURITY_DESCRIPTOR_REVISION) != 0
+            && SetSecurityDescriptorDacl(sd, 1, acl, 0) != 0
+            && SetSecurityDescriptorControl(sd, SE_DACL_PROTECTED, SE_DACL_PROTECTED) != 0
+            && SetFileSecurityW(
+                name.as_ptr(),
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                sd,
+            ) != 0
     };
-    match status {
-        ERROR_SUCCESS => Ok(()),
-        code => Err(win32_error(code)),
+    match ok {
+        true => Ok(()),
+        false => Err(io::Error::last_os_error()),
     }
 }
 
