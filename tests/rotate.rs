@@ -448,6 +448,41 @@ fn config_lines_naming_the_retired_key_are_listed_or_rewritten() {
     assert_eq!(fs::read_to_string(set.join("config")).unwrap(), original);
 }
 
+/// A lost key leaves its name in ~/.ssh/config: `--update-config` points that line at the fresh
+/// key too, saving the old config; a line naming another service's key is left alone.
+#[test]
+fn a_lost_keys_config_line_is_rewritten_to_the_fresh_key() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let config = ssh.join("config");
+    let original = "Host jasmin\n  IdentityFile ~/.ssh/id_rsa_jasmin\nHost other\n  IdentityFile ~/.ssh/id_rsa_archer\n";
+    fs::write(&config, original).unwrap();
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    let out = keyrotate(&ssh)
+        .env("HOME", tmp.path())
+        .args([
+            "rotate",
+            "-t",
+            "ecdsa",
+            "--reason",
+            "lost",
+            "--update-config",
+            "--json",
+        ])
+        .arg("--passphrase-file")
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    let doc = json_ok(&out);
+    assert_eq!(doc["retired"], serde_json::json!([]));
+    assert_eq!(doc["config"][0]["line"], 2);
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        "Host jasmin\n  IdentityFile ~/.ssh/id_ecdsa_jasmin\nHost other\n  IdentityFile ~/.ssh/id_rsa_archer\n"
+    );
+    let set = PathBuf::from(doc["backup_dir"].as_str().unwrap());
+    assert_eq!(fs::read_to_string(set.join("config")).unwrap(), original);
+}
+
 #[test]
 fn an_old_key_asking_for_absurd_kdf_work_does_not_hang_the_check() {
     let (tmp, ssh) = ssh_dir_copy(None);

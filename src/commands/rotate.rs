@@ -84,7 +84,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     let key = make_key(ctx, &spec, &passphrase)?;
     drop(passphrase);
 
-    let config = ConfigPlan::new(ctx, &old, &target, args.update_config)?;
+    let config = ConfigPlan::new(ctx, args, &old, &target)?;
     let now = SystemTime::now();
     let change = plan_change(ctx, &old, &target, &key, &config, now)?;
     let committed = {
@@ -123,7 +123,7 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
     if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
         keygen::check_target(target, true)?;
     }
-    let config = ConfigPlan::new(ctx, &old, target, args.update_config)?;
+    let config = ConfigPlan::new(ctx, args, &old, target)?;
     let public = keygen::public_path_for(target);
     let remove = removed_files(&old, target);
     let mut replaced = vec![target.to_path_buf(), public];
@@ -137,7 +137,7 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
         plan.step(
             Action::Replace,
             &config.path,
-            "its IdentityFile lines that name the retired key are rewritten; mode kept",
+            "its IdentityFile lines naming the old key are rewritten; mode kept",
         );
     }
     for path in &remove {
@@ -164,7 +164,7 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
     for line in &config.lines {
         let what = match config.new_text.is_some() {
             true => "would name the new key",
-            false => "would still name the retired key (add --update-config to rewrite it)",
+            false => "would still name the old key (add --update-config to rewrite it)",
         };
         plan.step(
             Action::Config,
@@ -182,10 +182,13 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
     if let Some(why) = &config.not_updated {
         plan.note(why.clone());
     }
-    plan.note(format!(
-        "{}, and refused if it opens the old key",
-        passphrase_note(&args.generate)
-    ));
+    plan.note(match old.is_empty() {
+        true => passphrase_note(&args.generate),
+        false => format!(
+            "{}, and refused if it opens the old key",
+            passphrase_note(&args.generate)
+        ),
+    });
     plan.print(ctx)
 }
 
@@ -305,7 +308,8 @@ struct ConfigPlan {
 }
 
 impl ConfigPlan {
-    fn new(ctx: &Context, old: &[OldKey], target: &Path, update: bool) -> Result<ConfigPlan> {
+    fn new(ctx: &Context, args: &RotateArgs, old: &[OldKey], target: &Path) -> Result<ConfigPlan> {
+        let update = args.update_config;
         let path = ctx.ssh_dir.join("config");
         let mut plan = ConfigPlan {
             path: path.clone(),
@@ -314,11 +318,22 @@ impl ConfigPlan {
             mode: 0o600,
             not_updated: None,
         };
-        let retiring: Vec<PathBuf> = old
+        let mut retiring: Vec<PathBuf> = old
             .iter()
             .filter_map(|k| k.private.clone())
             .filter(|p| p != target)
             .collect();
+        // A lost key leaves its name behind in the config: the service's conventional names
+        // that no longer exist count as retired too (`-f` names the lost key's own path).
+        if args.generate.file.is_none() {
+            let service = &args.generate.service;
+            for key_type in ["rsa", "ecdsa", "ed25519", "dsa", "ecdsa_sk", "ed25519_sk"] {
+                let path = ctx.ssh_dir.join(format!("id_{key_type}_{service}"));
+                if path != target && !retiring.contains(&path) && !path.exists() {
+                    retiring.push(path);
+                }
+            }
+        }
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             return Ok(plan);
         };
