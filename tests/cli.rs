@@ -224,16 +224,36 @@ fn the_man_page_is_roff_with_every_subcommand() {
     let page = String::from_utf8(out.stdout).unwrap();
     assert!(page.starts_with(".ie"), "{}", &page[..page.len().min(200)]);
     assert!(page.contains(".TH keyrotate 1"), "no title header");
-    for word in [
-        "check",
-        "backup",
-        "restore",
-        "generate",
-        "rotate",
-        "completions",
+    // Each subcommand's own options have a section (roff escapes '-' as '\-'); global options,
+    // --help and --version are documented once, in OPTIONS.
+    for (sub, option) in [
+        ("check", "max\\-age"),
+        ("backup", "list"),
+        ("restore", "SET"),
+        ("generate", "passphrase\\-file"),
+        ("rotate", "apple\\-use\\-keychain"),
+        ("completions", "SHELL"),
     ] {
-        assert!(page.contains(word), "man page lacks {word}");
+        let heading = format!(".SH \"KEYROTATE {} OPTIONS\"", sub.to_uppercase());
+        let (_, section) = page
+            .split_once(&heading)
+            .unwrap_or_else(|| panic!("man page lacks {heading}"));
+        let section = section.split("\n.SH ").next().unwrap();
+        assert!(
+            section.contains(option),
+            "{heading} lacks {option}: {section}"
+        );
+        assert!(
+            !section.contains("ssh\\-dir"),
+            "{heading} repeats the global options"
+        );
     }
+    assert_eq!(
+        page.matches("dry\\-run").count(),
+        4,
+        "backup, restore, generate, rotate"
+    );
+    assert!(page.contains(".SH \"EXIT STATUS\""));
     assert!(page.contains(&format!("keyrotate {}", env!("CARGO_PKG_VERSION"))));
 }
 
