@@ -19,8 +19,10 @@ if ! command -v x86_64-w64-mingw32-gcc >/dev/null || [ ! -x "$WINE" ]; then
     echo "ci: installing gcc-mingw-w64-x86-64 and wine64"
     sudo=()
     [ "$(id -u)" = 0 ] || sudo=(sudo -n)
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc-mingw-w64-x86-64 \
-        wine64 >/dev/null || warn "could not install gcc-mingw-w64-x86-64 and wine64"
+    { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            gcc-mingw-w64-x86-64 wine64 >/dev/null; } ||
+        warn "could not install gcc-mingw-w64-x86-64 and wine64"
 fi
 
 cargo build --locked --target x86_64-pc-windows-gnu

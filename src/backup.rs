@@ -99,6 +99,11 @@ impl BackupError {
             BackupError::NoSshDir { .. } => {
                 "point --ssh-dir (or KEYROTATE_SSH_DIR) at your SSH directory".to_string()
             }
+            BackupError::Source { reason, .. } if reason.starts_with("it is a directory") => {
+                "name key files, not directories: `keyrotate backup KEY...` (each key brings its \
+                 .pub)"
+                    .to_string()
+            }
             BackupError::Source { .. } | BackupError::Read { .. } => {
                 "check the file's owner and permissions with `ls -l`, or name the keys to back up \
                  explicitly: `keyrotate backup KEY...`"
@@ -207,6 +212,9 @@ pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skippe
     };
     let bytes = match fsio::read_bounded(path, MAX_KEY_FILE_SIZE).map_err(source_err)? {
         Bounded::Bytes(bytes) => bytes,
+        Bounded::NotRegular if lmeta.is_dir() || fs::metadata(path).is_ok_and(|m| m.is_dir()) => {
+            return skipped("it is a directory");
+        }
         Bounded::NotRegular => return skipped("it is not a regular file"),
         Bounded::TooLarge(_) => return skipped("it is larger than any key file (over 1 MiB)"),
     };

@@ -646,3 +646,22 @@ fn a_second_keyrotate_fails_fast_naming_the_lock() {
     assert_eq!(before, snapshot(&ssh), "nothing changed while locked out");
     backup_json(&ssh, &[]);
 }
+
+/// A directory named as a key is refused as such, with a hint about what to name instead.
+#[test]
+fn a_directory_named_as_a_key_is_refused_saying_so() {
+    let (_tmp, ssh) = ssh_dir_copy(None);
+    fs::create_dir(ssh.join("id_rsa_dir")).unwrap();
+    let out = keyrotate(&ssh)
+        .args(["backup", "id_rsa_dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("id_rsa_dir: it is a directory"), "{stderr}");
+    assert!(
+        stderr.contains("hint: name key files, not directories"),
+        "{stderr}"
+    );
+    assert!(!ssh.join("key_backup").exists());
+}
