@@ -88,4 +88,21 @@ set -e
 dir=$(json "d['ssh_dir']" "$work/default.json")
 case "$dir" in 'C:\users\'*'\.ssh') ;; *) fail "default SSH directory $dir" ;; esac
 
-echo "ci: Windows under Wine: owner-only ACLs, the ACL finding and %USERPROFILE%\\.ssh all work"
+# 5. rotate (the journaled transaction: renames over live files, hard links, a backup set) from
+#    an ssh-keygen key to a new type; the old pair ends in a verified set, the new key opens.
+mkdir -p "$work/rot"
+ssh-keygen -q -t ed25519 -N "the old passphrase here" -C old -f "$work/rot/id_ed25519_jasmin"
+cp "$work/rot/id_ed25519_jasmin" "$work/original"
+kr --ssh-dir "$(winpath "$work/rot")" rotate -t ecdsa --no-agent --json \
+    --passphrase-file "$(winpath "$work/pass")" >"$work/rotate.json" || fail "rotate"
+[ ! -e "$work/rot/id_ed25519_jasmin" ] || fail "rotate left the old key live"
+install -m 600 "$work/rot/id_ecdsa_jasmin" "$work/copy2"
+ssh-keygen -y -P "correct horse battery staple zebra" -f "$work/copy2" >/dev/null ||
+    fail "ssh-keygen cannot open the rotated key"
+kr --ssh-dir "$(winpath "$work/rot")" backup --list --json >"$work/list.json" || fail "backup --list"
+state=$(json "[s['state'] for s in d['sets']]" "$work/list.json")
+[ "$state" = "['verified']" ] || fail "backup sets after rotate: $state"
+cmp "$work/original" "$work/rot/key_backup/"2*/id_ed25519_jasmin ||
+    fail "the backed-up old key differs from the original"
+
+echo "ci: Windows under Wine: owner-only ACLs, the ACL finding, %USERPROFILE%\\.ssh and rotate work"

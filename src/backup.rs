@@ -487,8 +487,15 @@ impl Store {
             let name = entry.file_name();
             let path = entry.path();
             let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            // keyrotate's own files here (the retired-key record, a temporary file of a
+            // run in progress) are not backups.
+            let ours = name == crate::retired::RETIRED_NAME
+                || name
+                    .as_encoded_bytes()
+                    .starts_with(crate::fsio::TEMP_PREFIX.as_bytes());
             match (is_dir, parse_set_name(&name)) {
                 (true, Some(order)) => sets.push((order, inspect_set(&path)?)),
+                _ if ours => {}
                 _ => loose.push(path),
             }
         }

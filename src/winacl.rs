@@ -35,6 +35,8 @@ use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken}
 
 /// `ACCESS_ALLOWED_ACE_TYPE` (winnt.h).
 const ACCESS_ALLOWED_ACE_TYPE: u8 = 0;
+/// `INHERIT_ONLY_ACE` (winnt.h), as the `AceFlags` byte.
+const INHERIT_ONLY_ACE: u8 = 0x08;
 /// `SECURITY_DESCRIPTOR_REVISION` (winnt.h).
 const SECURITY_DESCRIPTOR_REVISION: u32 = 1;
 
@@ -197,7 +199,8 @@ pub fn other_readers(path: &Path) -> io::Result<Vec<String>> {
         }
         // SAFETY: every entry starts with an ACE_HEADER.
         let header = unsafe { (*ace.cast::<ACCESS_ALLOWED_ACE>()).Header };
-        if header.AceType != ACCESS_ALLOWED_ACE_TYPE {
+        // Only entries that allow, and apply to the file itself (not inherit-only ones).
+        if header.AceType != ACCESS_ALLOWED_ACE_TYPE || header.AceFlags & INHERIT_ONLY_ACE != 0 {
             continue;
         }
         // SAFETY: an access-allowed entry is an ACCESS_ALLOWED_ACE whose SID starts at SidStart.

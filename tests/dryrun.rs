@@ -352,6 +352,15 @@ fn rotate_dry_run_plans_backup_swap_retire_config_and_agent_then_the_real_run_ma
             .unwrap()
             .contains("id_ecdsa_jasmin")
     );
+    // The retired-key record rotate wrote in key_backup/ is not listed as a stray backup.
+    assert!(ssh.join("key_backup/RETIRED").exists());
+    let list = json_ok(
+        &keyrotate(&ssh)
+            .args(["backup", "--list", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(list["other"], serde_json::json!([]), "{list}");
 }
 
 #[test]

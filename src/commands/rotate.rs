@@ -653,7 +653,7 @@ impl Report<'_> {
         for l in &self.config.lines {
             let what = match self.config.new_text.is_some() {
                 true => "now names the new key",
-                false => "still names a retired key: change it (or run again with --update-config)",
+                false => "still names the old key: change it (or run again with --update-config)",
             };
             let _ = writeln!(
                 out,
