@@ -86,6 +86,20 @@ fn exists(path: &Path) -> bool {
 /// A key file's bytes (wiped on drop) and the public key it reveals.
 type KeyBytes = (Zeroizing<Vec<u8>>, Option<PublicInfo>);
 
+/// An I/O error that names the file (the message users see).
+fn naming(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
+    move |e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot read {}: {}",
+                path.display(),
+                crate::inventory::io_reason(&e)
+            ),
+        )
+    }
+}
+
 /// The file's bytes and public key, if it is a readable regular file.
 fn read_key(path: &Path) -> io::Result<Option<KeyBytes>> {
     match fsio::read_bounded(path, MAX_KEY_FILE_SIZE) {
@@ -98,7 +112,7 @@ fn read_key(path: &Path) -> io::Result<Option<KeyBytes>> {
         }
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+        Err(e) => Err(naming(path)(e)),
     }
 }
 
@@ -140,10 +154,10 @@ pub fn service_keys(ssh_dir: &Path, service: &str) -> io::Result<Vec<OldKey>> {
     let entries = match fs::read_dir(ssh_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(naming(ssh_dir)(e)),
     };
     for entry in entries {
-        let entry = entry?;
+        let entry = entry.map_err(naming(ssh_dir))?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };

@@ -75,10 +75,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     // A backup store that would be refused later is refused now, before anything is asked.
     Store::open_existing(&ctx.ssh_dir)?;
 
-    let old = match &args.generate.file {
-        Some(_) => rotation::key_at(&target)?.into_iter().collect(),
-        None => rotation::service_keys(&ctx.ssh_dir, &args.generate.service)?,
-    };
+    let old = old_keys(ctx, args, &target)?;
     keygen::check_target(&target, true)?;
     let (passphrase, check) = passphrase_for_rotation(ctx, args, &spec, &target, &old)?;
     let key = make_key(ctx, &spec, &passphrase)?;
@@ -116,10 +113,7 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
     if ctx.ssh_dir.is_dir() {
         Store::open_existing(&ctx.ssh_dir)?;
     }
-    let old = match &args.generate.file {
-        Some(_) => rotation::key_at(target)?.into_iter().collect(),
-        None => rotation::service_keys(&ctx.ssh_dir, &args.generate.service)?,
-    };
+    let old = old_keys(ctx, args, target)?;
     if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
         keygen::check_target(target, true)?;
     }
@@ -227,6 +221,15 @@ fn plan_agent(plan: &mut Plan, args: &RotateArgs, old: &[OldKey]) {
         add.push_str(" with `ssh-add --apple-use-keychain`");
     }
     plan.step(Action::AgentAdd, &socket, add);
+}
+
+/// The service's live keys (`id_*_<service>`), or the pair at `-f`.
+fn old_keys(ctx: &Context, args: &RotateArgs, target: &Path) -> Result<Vec<OldKey>> {
+    let old = match &args.generate.file {
+        Some(_) => rotation::key_at(target)?.into_iter().collect(),
+        None => rotation::service_keys(&ctx.ssh_dir, &args.generate.service)?,
+    };
+    Ok(old)
 }
 
 /// Live files of the old keys that leave the live directory (the new pair takes `target`'s names).
