@@ -770,3 +770,62 @@ fn apple_keychain_option_is_refused_off_macos_with_nothing_changed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// An old key the user cannot read stops rotate before anything is asked or changed, and the
+/// error names the file (not a bare "permission denied").
+#[test]
+fn an_unreadable_old_key_is_named_and_nothing_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ssh = tmp.path().join("ssh");
+    fs::create_dir(&ssh).unwrap();
+    let old = old_key(&ssh, "ed25519", &[]);
+    let new_pass = pass_file(tmp.path(), "new", NEW);
+    set_mode(&old, 0o000);
+    let mut cmd = if is_root() {
+        // Root reads everything: run as nobody, who owns the directory but not the key.
+        set_mode(tmp.path(), 0o755);
+        set_mode(&new_pass, 0o644);
+        run_ok(Command::new("chown").arg("65534:65534").arg(&ssh));
+        let exe = tmp.path().join("keyrotate");
+        fs::copy(bin(), &exe).unwrap();
+        set_mode(&exe, 0o755);
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe);
+        cmd
+    } else {
+        Command::new(bin())
+    };
+    let before = (fs::read(&old).unwrap(), fs::read(pub_of(&old)).unwrap());
+    let out = cmd
+        .env_remove("SSH_AUTH_SOCK")
+        .arg("--ssh-dir")
+        .arg(&ssh)
+        .args(["rotate", "-t", "ed25519", "--passphrase-file"])
+        .arg(&new_pass)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot read {}: permission denied", old.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint:"), "{stderr}");
+    // Nothing changed (only the lock file, which every writing command takes, is new).
+    let after = (fs::read(&old).unwrap(), fs::read(pub_of(&old)).unwrap());
+    assert!(after == before, "the old pair changed");
+    let mut names: Vec<String> = fs::read_dir(&ssh)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ".keyrotate.lock",
+            "id_ed25519_jasmin",
+            "id_ed25519_jasmin.pub"
+        ]
+    );
+}
