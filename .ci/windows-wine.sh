@@ -67,6 +67,15 @@ for dir in "$work/ssh/key_backup" "$work/ssh/key_backup"/*/; do
     [ $((8#$mode & 8#007)) -eq 0 ] || fail "$dir is open to others (unix mode $mode)"
 done
 
+# 2b. A hand-made key_backup that others may read (`mkdir key_backup` of the manual procedure)
+#     is tightened to owner-only, as chmod 700 does on Unix.
+mkdir -p "$work/hand/key_backup"
+chmod 755 "$work/hand/key_backup"
+cp "$key" "$key.pub" "$work/hand/"
+kr --ssh-dir "$(winpath "$work/hand")" backup -q || fail "backup into a hand-made key_backup"
+mode=$(stat -c %a "$work/hand/key_backup")
+[ $((8#$mode & 8#007)) -eq 0 ] || fail "a hand-made key_backup stayed open (unix mode $mode)"
+
 # 3. A key whose access list lets Everyone read it (Wine derives it from mode 0644).
 mkdir -p "$work/open"
 ssh-keygen -q -t ed25519 -N "another passphrase here" -f "$work/open/id_ed25519"

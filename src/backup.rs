@@ -283,6 +283,14 @@ impl Store {
                 if crate::inventory::unix_mode(&meta).is_some_and(|m| m & 0o777 != 0o700) {
                     fsio::set_dir_mode_0700(&root).map_err(write_err(&root))?;
                 }
+                // Windows: the same for an access list that lets others in.
+                #[cfg(windows)]
+                if !crate::winacl::other_readers(&root)
+                    .map_err(read_err(&root))?
+                    .is_empty()
+                {
+                    crate::winacl::restrict_to_owner(&root, true).map_err(write_err(&root))?;
+                }
                 Ok(Store { root })
             }
         }
