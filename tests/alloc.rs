@@ -53,14 +53,6 @@ fn largest_allocation(bytes: &[u8]) -> usize {
     LARGEST.load(Ordering::SeqCst)
 }
 
-fn rearmour(tag: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
-    let mut pem = pem::Pem::new(tag, body.to_vec());
-    for (k, v) in headers {
-        pem.headers_mut().add(k, v).unwrap();
-    }
-    pem::encode(&pem).into_bytes()
-}
-
 #[test]
 fn hostile_length_fields_never_allocate_more_than_the_file_size() {
     let mut cases = 0;

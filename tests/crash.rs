@@ -16,33 +16,7 @@ use std::process::Command;
 
 use common::*;
 
-const NEW: &str = "a brand new passphrase of mine";
 const SYSCALLS: &[&str] = &["write", "fsync", "rename", "linkat", "unlink", "mkdir"];
-
-fn require_strace() {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "strace is needed for the crash tests: apt-get install strace (.ci/run does)"
-    );
-}
-
-/// Every path under `dir`, recursively.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let meta = fs::symlink_metadata(&p).unwrap();
-        out.push(p.clone());
-        if meta.is_dir() {
-            out.extend(walk(&p));
-        }
-    }
-    out
-}
 
 fn opens(key: &Path, passphrase: &str) -> Option<String> {
     let out = Command::new("ssh-keygen")
@@ -50,23 +24,9 @@ fn opens(key: &Path, passphrase: &str) -> Option<String> {
         .arg(key)
         .output()
         .unwrap();
-    out.status.success().then(|| {
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .split_whitespace()
-            .take(2)
-            .collect::<Vec<_>>()
-            .join(" ")
-    })
-}
-
-fn key_part(path: &Path) -> String {
-    fs::read_to_string(path)
-        .unwrap()
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
+    out.status
+        .success()
+        .then(|| key_part(&String::from_utf8(out.stdout).unwrap()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +87,7 @@ impl Expect<'_> {
         let derived = opens(&self.new_private, NEW);
         assert_eq!(
             derived.as_deref(),
-            Some(key_part(&new_pub).as_str()),
+            Some(key_part(&fs::read_to_string(&new_pub).unwrap()).as_str()),
             "{what}: new pair inconsistent"
         );
         if !same_path {

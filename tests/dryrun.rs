@@ -11,35 +11,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::openssh::{Agent, askpass};
 use common::*;
-
-const NEW: &str = "a brand new passphrase of mine";
-
-/// A key made by ssh-keygen at `path` (passphrase [`PASSPHRASE`]).
-fn keygen(path: &Path, key_type: &str) -> PathBuf {
-    run_ok(
-        Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                key_type,
-                "-N",
-                PASSPHRASE,
-                "-C",
-                "old@laptop",
-                "-f",
-            ])
-            .arg(path),
-    );
-    path.to_path_buf()
-}
-
-fn pub_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.pub", path.display()))
-}
 
 /// `(action, path, dest)` of every step of a dry-run JSON plan, after checking its frame.
 fn plan_steps(doc: &serde_json::Value, command: &str) -> Vec<(String, String, Option<String>)> {
@@ -100,8 +74,8 @@ fn dry_run(ssh: &Path, root: &Path, args: &[&str], env: &[(&str, &Path)]) -> ser
 #[test]
 fn backup_dry_run_names_every_copy_and_changes_nothing() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let ed = keygen(&ssh.join("id_ed25519"), "ed25519");
-    let ec = keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa");
+    let ed = keygen(&ssh.join("id_ed25519"), "ed25519", &[]);
+    let ec = keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa", &[]);
     let doc = dry_run(&ssh, tmp.path(), &["backup"], &[]);
     let steps = plan_steps(&doc, "backup");
     let copied = paths_of(&steps, "back-up");
@@ -154,13 +128,13 @@ fn backup_dry_run_names_every_copy_and_changes_nothing() {
 #[test]
 fn restore_dry_run_names_what_it_replaces_saves_and_creates() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let key = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519");
+    let key = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
     let backup = json_ok(&keyrotate(&ssh).args(["backup", "--json"]).output().unwrap());
     let set_dir = PathBuf::from(backup["backup_dir"].as_str().unwrap());
     let set = set_dir.file_name().unwrap().to_str().unwrap().to_string();
     // The live private key is now another key, and the .pub is gone.
     fs::remove_file(&key).unwrap();
-    keygen(&key, "ed25519");
+    keygen(&key, "ed25519", &[]);
     fs::remove_file(pub_of(&key)).unwrap();
 
     let doc = dry_run(&ssh, tmp.path(), &["restore", &set], &[]);
@@ -217,7 +191,7 @@ fn restore_dry_run_names_what_it_replaces_saves_and_creates() {
 #[test]
 fn generate_dry_run_asks_nothing_refuses_as_the_real_run_and_changes_nothing() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let key = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519");
+    let key = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
     // No terminal and no --passphrase-file: the real run would exit 2; a dry run asks nothing.
     let doc = dry_run(
         &ssh,
@@ -259,7 +233,7 @@ fn generate_dry_run_asks_nothing_refuses_as_the_real_run_and_changes_nothing() {
 #[test]
 fn rotate_dry_run_plans_backup_swap_retire_config_and_agent_then_the_real_run_matches() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let old = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519");
+    let old = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
     let config = ssh.join("config");
     fs::write(
         &config,

@@ -15,8 +15,6 @@ use std::process::{Command, Output};
 
 use common::*;
 
-const NEW: &str = "a brand new passphrase of mine";
-
 /// A scenario: the command, and how to tell the old state from the new.
 struct Scenario {
     name: &'static str,
@@ -193,29 +191,6 @@ fn verify(scenario: &Scenario, ssh: &Path, run: &Output, what: &str, fault_words
         }
         other => panic!("{what}: exit {other:?}: {err}"),
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        out.push(p.clone());
-        if fs::symlink_metadata(&p).unwrap().is_dir() {
-            out.extend(walk(&p));
-        }
-    }
-    out
-}
-
-fn require_strace() {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "strace is needed: apt-get install strace (.ci/run does)"
-    );
 }
 
 /// Run the scenario in a fresh copy of `base`, under `strace` with `strace_args`.

@@ -17,12 +17,6 @@ use std::process::{Command, Stdio};
 use common::openssh::{Agent, Sshd, askpass, askpass_env};
 use common::*;
 
-fn pass_file(dir: &Path, passphrase: &str) -> PathBuf {
-    let path = dir.join("passphrase.txt");
-    fs::write(&path, format!("{passphrase}\n")).unwrap();
-    path
-}
-
 fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
 }
@@ -64,17 +58,10 @@ fn derive_public(key: &Path, passphrase: &str) -> Option<String> {
 }
 
 /// The key type and base64 of a public key line, without its comment.
-fn key_part(line: &str) -> String {
-    line.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[test]
 fn every_type_size_and_format_is_what_ssh_keygen_expects() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let pass = pass_file(tmp.path(), PASSPHRASE);
+    let pass = pass_file(tmp.path(), "passphrase.txt", PASSPHRASE);
     let cases: &[(&str, &[&str], u64, &str)] = &[
         ("ed25519", &["-t", "ed25519"], 256, "openssh"),
         ("ecdsa256", &["-t", "ecdsa", "-b", "256"], 256, "openssh"),
@@ -230,7 +217,7 @@ fn every_type_size_and_format_is_what_ssh_keygen_expects() {
 #[test]
 fn default_path_comment_and_text_output() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let pass = pass_file(tmp.path(), PASSPHRASE);
+    let pass = pass_file(tmp.path(), "passphrase.txt", PASSPHRASE);
     let out = keyrotate(&ssh)
         .args(["generate", "-t", "ecdsa", "--passphrase-file"])
         .arg(&pass)
@@ -287,7 +274,7 @@ fn a_missing_ssh_dir_is_created_private_and_files_are_born_private_under_any_uma
         let tmp = tempfile::tempdir().unwrap();
         let ssh = tmp.path().join("home").join(".ssh");
         fs::create_dir(tmp.path().join("home")).unwrap();
-        let pass = pass_file(tmp.path(), PASSPHRASE);
+        let pass = pass_file(tmp.path(), "passphrase.txt", PASSPHRASE);
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!(
@@ -324,27 +311,10 @@ fn a_missing_ssh_dir_is_created_private_and_files_are_born_private_under_any_uma
     }
 }
 
-/// Every path under `dir` with its content, for "nothing changed" checks.
-fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(tree(&p));
-            } else {
-                out.push((p.clone(), fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn every_refusal_exits_2_and_writes_nothing() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let good = pass_file(tmp.path(), PASSPHRASE);
+    let good = pass_file(tmp.path(), "passphrase.txt", PASSPHRASE);
     let existing = generate(&ssh, spec("id_ed25519_openssh_enc"));
     let write_pass = |name: &str, text: &str| {
         let p = tmp.path().join(name);
@@ -425,7 +395,7 @@ fn every_refusal_exits_2_and_writes_nothing() {
             "cannot read the passphrase",
         ),
     ];
-    let before = tree(tmp.path());
+    let before = file_contents(tmp.path());
     for (args, message) in &cases {
         let out = keyrotate(&ssh).arg("generate").args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -437,7 +407,11 @@ fn every_refusal_exits_2_and_writes_nothing() {
             !err.contains(PASSPHRASE) && !err.contains("password1234"),
             "{err}"
         );
-        assert_eq!(tree(tmp.path()), before, "{args:?} changed something");
+        assert_eq!(
+            file_contents(tmp.path()),
+            before,
+            "{args:?} changed something"
+        );
     }
     // The hint for an existing key names both ways forward.
     let out = keyrotate(&ssh)
@@ -466,7 +440,7 @@ fn every_refusal_exits_2_and_writes_nothing() {
 #[test]
 fn force_backs_up_the_old_pair_and_never_writes_through_a_symlink() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let pass = pass_file(tmp.path(), PASSPHRASE);
+    let pass = pass_file(tmp.path(), "passphrase.txt", PASSPHRASE);
     let first = generate_json(&ssh, &pass, &["-t", "ed25519"]);
     let key = PathBuf::from(first["private_key"].as_str().unwrap());
     let old = (
@@ -625,7 +599,7 @@ fn ctrl_c_while_waiting_for_a_passphrase_exits_130_and_writes_nothing() {
 #[test]
 fn a_generated_key_logs_in_to_a_real_sshd_directly_and_through_ssh_agent() {
     let (tmp, ssh) = ssh_dir_copy(None);
-    let pass = pass_file(tmp.path(), PASSPHRASE);
+    let pass = pass_file(tmp.path(), "passphrase.txt", PASSPHRASE);
     for (kind, args) in [
         ("ecdsa-pem", &["-t", "ecdsa", "--format", "pem"][..]),
         ("ed25519", &["-t", "ed25519"]),

@@ -19,55 +19,12 @@ use std::time::{Duration, Instant};
 use common::openssh::Agent;
 use common::*;
 
-const NEW: &str = "a brand new passphrase of mine";
-
-fn require_strace() {
-    let ok = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "strace is needed: apt-get install strace (.ci/run does)"
-    );
-}
-
-fn pass_file(dir: &Path) -> PathBuf {
-    let p = dir.join("passphrase");
-    fs::write(&p, format!("{NEW}\n")).unwrap();
-    p
-}
-
-fn keygen(path: &Path, kind: &str) {
-    run_ok(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", kind, "-N", PASSPHRASE, "-f"])
-            .arg(path),
-    );
-}
-
-fn pub_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.pub", path.display()))
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        out.push(p.clone());
-        if fs::symlink_metadata(&p).unwrap().is_dir() {
-            out.extend(walk(&p));
-        }
-    }
-    out
-}
-
 #[test]
 fn symlinked_keys_are_retired_by_content_and_their_targets_left_alone() {
     let (tmp, ssh) = ssh_dir_copy(None);
     let dotfiles = tempfile::tempdir().unwrap();
     let real = dotfiles.path().join("id_ecdsa_jasmin");
-    keygen(&real, "ecdsa");
+    keygen(&real, "ecdsa", &[]);
     let (real_bytes, real_pub) = (fs::read(&real).unwrap(), fs::read(pub_of(&real)).unwrap());
     std::os::unix::fs::symlink(&real, ssh.join("id_ecdsa_jasmin")).unwrap();
     std::os::unix::fs::symlink(pub_of(&real), ssh.join("id_ecdsa_jasmin.pub")).unwrap();
@@ -80,7 +37,7 @@ fn symlinked_keys_are_retired_by_content_and_their_targets_left_alone() {
             "--json",
             "--passphrase-file",
         ])
-        .arg(pass_file(tmp.path()))
+        .arg(pass_file(tmp.path(), "passphrase", NEW))
         .output()
         .unwrap();
     let doc = json_ok(&out);
@@ -108,8 +65,8 @@ fn a_symlinked_ssh_dir_is_used_but_a_symlinked_key_backup_is_refused_by_every_co
     set_mode(&real, 0o700);
     let link = tmp.path().join("ssh-link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    keygen(&real.join("id_ecdsa_jasmin"), "ecdsa");
-    let pass = pass_file(tmp.path());
+    keygen(&real.join("id_ecdsa_jasmin"), "ecdsa", &[]);
+    let pass = pass_file(tmp.path(), "passphrase", NEW);
     // Through a symlinked SSH directory, everything lands in the real one.
     let out = keyrotate(&link)
         .args([
@@ -186,7 +143,7 @@ fn a_symlinked_ssh_dir_is_used_but_a_symlinked_key_backup_is_refused_by_every_co
 fn race(n: u32, appear: &str) {
     require_strace();
     let (tmp, ssh) = ssh_dir_copy(None);
-    let pass = pass_file(tmp.path());
+    let pass = pass_file(tmp.path(), "passphrase", NEW);
     let child = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=linkat", "-e"])
         .arg(format!("inject=linkat:delay_enter=1500000:when={n}"))
@@ -275,8 +232,8 @@ fn private_files_are_born_0600_under_any_umask_and_only_pub_files_are_widened() 
     let mut checked = 0;
     for umask in ["000", "077"] {
         let (tmp, ssh) = ssh_dir_copy(None);
-        keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa");
-        let pass = pass_file(tmp.path());
+        keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa", &[]);
+        let pass = pass_file(tmp.path(), "passphrase", NEW);
         let p = pass.to_string_lossy().into_owned();
         let runs: Vec<Vec<String>> = vec![
             vec![
@@ -369,8 +326,8 @@ fn private_files_are_born_0600_under_any_umask_and_only_pub_files_are_widened() 
 fn the_passphrase_never_leaves_the_encrypted_key() {
     require_strace();
     let (tmp, ssh) = ssh_dir_copy(None);
-    keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa");
-    let pass = pass_file(tmp.path());
+    keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa", &[]);
+    let pass = pass_file(tmp.path(), "passphrase", NEW);
     let agent = Agent::start();
     let log = tmp.path().join("trace");
     let out = Command::new("strace")
@@ -439,8 +396,8 @@ fn the_passphrase_never_leaves_the_encrypted_key() {
 fn two_rotations_at_once_one_wins_and_the_other_names_the_lock() {
     require_strace();
     let (tmp, ssh) = ssh_dir_copy(None);
-    keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa");
-    let pass = pass_file(tmp.path());
+    keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa", &[]);
+    let pass = pass_file(tmp.path(), "passphrase", NEW);
     let other = tmp.path().join("other");
     fs::write(&other, "yet another new passphrase 7\n").unwrap();
     // The first is slowed (each fsync held 100 ms) so that the second surely meets it.

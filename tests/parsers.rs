@@ -96,14 +96,6 @@ fn flipped_bytes_in_the_file_never_panic() {
 }
 
 /// Re-armour a modified binary body the way the original was armoured.
-fn rearmour(tag: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
-    let mut pem = pem::Pem::new(tag, body.to_vec());
-    for (k, v) in headers {
-        pem.headers_mut().add(k, v).unwrap();
-    }
-    pem::encode(&pem).into_bytes()
-}
-
 #[test]
 fn damage_inside_the_decoded_key_never_panics() {
     let mut cases = 0usize;

@@ -15,37 +15,9 @@ use std::process::Command;
 use common::openssh::{Agent, Sshd, askpass};
 use common::*;
 
-const NEW: &str = "a brand new passphrase of mine";
-
-fn pass_file(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
-    let path = dir.join(name);
-    fs::write(&path, format!("{passphrase}\n")).unwrap();
-    path
-}
-
 /// An old JASMIN key made by ssh-keygen: `id_<type>_jasmin`, passphrase [`PASSPHRASE`].
 fn old_key(ssh: &Path, key_type: &str, extra: &[&str]) -> PathBuf {
-    let path = ssh.join(format!("id_{key_type}_jasmin"));
-    run_ok(
-        Command::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                key_type,
-                "-N",
-                PASSPHRASE,
-                "-C",
-                "old@laptop",
-                "-f",
-            ])
-            .arg(&path)
-            .args(extra),
-    );
-    path
-}
-
-fn pub_of(path: &Path) -> PathBuf {
-    PathBuf::from(format!("{}.pub", path.display()))
+    keygen(&ssh.join(format!("id_{key_type}_jasmin")), key_type, extra)
 }
 
 fn rotate_json(ssh: &Path, args: &[&str]) -> serde_json::Value {
@@ -74,28 +46,12 @@ fn opens(key: &Path, passphrase: &str) -> bool {
         .success()
 }
 
-fn key_part(line: &str) -> String {
-    line.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Every file under `dir`, with its bytes, for "nothing changed" checks.
+/// Every file under `dir` with its bytes, but the lock file (which any writing command takes),
+/// for "nothing changed" checks.
 fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                out.extend(tree(&p));
-            } else if !p.ends_with(".keyrotate.lock") {
-                out.push((p.clone(), fs::read(&p).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
+    let mut files = file_contents(dir);
+    files.retain(|(p, _)| !p.ends_with(".keyrotate.lock"));
+    files
 }
 
 #[test]

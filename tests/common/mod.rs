@@ -135,6 +135,103 @@ pub struct Spec {
 
 pub const PASSPHRASE: &str = "correct horse battery staple 42";
 
+/// The new passphrase the tests give `generate` and `rotate`.
+pub const NEW: &str = "a brand new passphrase of mine";
+
+/// A key made by ssh-keygen at `path` (passphrase [`PASSPHRASE`], comment `old@laptop`), with
+/// `extra` ssh-keygen options.
+pub fn keygen(path: &Path, key_type: &str, extra: &[&str]) -> PathBuf {
+    run_ok(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                key_type,
+                "-N",
+                PASSPHRASE,
+                "-C",
+                "old@laptop",
+                "-f",
+            ])
+            .arg(path)
+            .args(extra),
+    );
+    path.to_path_buf()
+}
+
+/// `PATH.pub`.
+pub fn pub_of(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.pub", path.display()))
+}
+
+/// A passphrase file `dir/name` holding `passphrase` and a newline.
+pub fn pass_file(dir: &Path, name: &str, passphrase: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, format!("{passphrase}\n")).unwrap();
+    path
+}
+
+/// The `type base64` part of a public key line (without its comment).
+pub fn key_part(line: &str) -> String {
+    line.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The crash, fault and hardening tests drive strace: fail loudly, never skip, without it.
+pub fn require_strace() {
+    let ok = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "strace is needed: apt-get install strace (.ci/run does)"
+    );
+}
+
+/// Every path under `dir`, recursively (symlinks are listed, not followed).
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let is_dir = fs::symlink_metadata(&p).unwrap().is_dir();
+        out.push(p.clone());
+        if is_dir {
+            out.extend(walk(&p));
+        }
+    }
+    out
+}
+
+/// Every file under `dir` with its bytes, sorted, for "nothing changed" checks (a missing
+/// `dir` has none).
+pub fn file_contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                out.extend(file_contents(&p));
+            } else {
+                out.push((p.clone(), fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A PEM block with `tag`, `headers` and `body`, re-armoured (for damaged-key tests).
+pub fn rearmour(tag: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+    let mut pem = pem::Pem::new(tag, body.to_vec());
+    for (k, v) in headers {
+        pem.headers_mut().add(k, v).unwrap();
+    }
+    pem::encode(&pem).into_bytes()
+}
+
 impl Spec {
     /// The JSON `format` keyrotate must report.
     pub fn expected_format(&self) -> &'static str {
@@ -365,47 +462,34 @@ pub fn is_root() -> bool {
 /// created, removed, written, chmod-ed or touched, not even a lock file made and deleted again
 /// (that would change the directory's own mtime).
 pub fn tree_snapshot(dir: &Path) -> Vec<String> {
+    use std::hash::{Hash, Hasher};
     use std::os::unix::fs::MetadataExt;
-    fn walk(path: &Path, rel: &str, out: &mut Vec<String>) {
-        let Ok(meta) = fs::symlink_metadata(path) else {
-            out.push(format!("{rel}: absent"));
-            return;
-        };
+    let describe = |path: &Path| {
+        let rel = path.strip_prefix(dir).unwrap().display();
+        let meta = fs::symlink_metadata(path).unwrap();
         let what = if meta.file_type().is_symlink() {
             format!("link -> {}", fs::read_link(path).unwrap().display())
         } else if meta.is_dir() {
             "dir".to_string()
         } else {
             // A digest of the bytes keeps a failure message readable.
-            use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
             fs::read(path).unwrap().hash(&mut h);
             format!("file #{:016x}", h.finish())
         };
-        out.push(format!(
-            "{rel}: {what} mode {:o} uid {} size {} mtime {}.{}",
+        format!(
+            "./{rel}: {what} mode {:o} uid {} size {} mtime {}.{}",
             meta.mode(),
             meta.uid(),
             meta.size(),
             meta.mtime(),
             meta.mtime_nsec()
-        ));
-        if meta.is_dir() {
-            let mut names: Vec<_> = fs::read_dir(path)
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
-            names.sort();
-            for name in names {
-                walk(
-                    &path.join(&name),
-                    &format!("{rel}/{}", name.to_string_lossy()),
-                    out,
-                );
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, ".", &mut out);
-    out
+        )
+    };
+    let mut paths = walk(dir);
+    paths.sort();
+    std::iter::once(dir.to_path_buf())
+        .chain(paths)
+        .map(|p| describe(&p))
+        .collect()
 }
