@@ -372,12 +372,7 @@ impl Store {
     /// `mkdir` a fresh set directory named after `now` (UTC), with `-2`, `-3`... on collision.
     fn make_set_dir(&self, now: SystemTime) -> Result<(String, PathBuf)> {
         let stamp = set_timestamp(now);
-        for n in 1..10_000u32 {
-            let name = if n == 1 {
-                stamp.clone()
-            } else {
-                format!("{stamp}-{n}")
-            };
+        for name in set_names(&stamp) {
             let dir = self.root.join(&name);
             match fsio::create_private_dir(&dir) {
                 Ok(()) => return Ok((name, dir)),
@@ -560,13 +555,16 @@ pub fn check_names(files: &[SourceFile]) -> Result<()> {
 pub fn next_set_name(ssh_dir: &Path, now: SystemTime) -> String {
     let stamp = set_timestamp(now);
     let root = ssh_dir.join(STORE_NAME);
-    (1..10_000u32)
-        .map(|n| match n {
-            1 => stamp.clone(),
-            n => format!("{stamp}-{n}"),
-        })
-        .find(|name| fs::symlink_metadata(root.join(name)).is_err())
-        .unwrap_or(stamp)
+    let free = set_names(&stamp).find(|name| fs::symlink_metadata(root.join(name)).is_err());
+    free.unwrap_or(stamp)
+}
+
+/// The names a set made at `stamp` may take, in order: `<stamp>`, `<stamp>-2`, `<stamp>-3`...
+fn set_names(stamp: &str) -> impl Iterator<Item = String> + '_ {
+    (1..10_000u32).map(move |n| match n {
+        1 => stamp.to_string(),
+        n => format!("{stamp}-{n}"),
+    })
 }
 
 /// `20261121T101500Z`.

@@ -12,6 +12,7 @@ use keyrotate::keyfile::sanitize;
 use keyrotate::restore::{self as restorer, Restored};
 
 use super::Context;
+use super::generate::live_files;
 use super::plan::{Action, Plan};
 use crate::cli::RestoreArgs;
 use crate::interrupt::Critical;
@@ -59,13 +60,13 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
 fn dry_run(ctx: &Context, restore: &backup::RestorePlan) -> Result<ExitCode> {
     let mut plan = Plan::new(ctx, "restore");
     // What it replaces is saved first (a dangling link holds nothing to save).
-    let to_save: Vec<PathBuf> = restore
+    let replaced: Vec<PathBuf> = restore
         .items
         .iter()
-        .filter(|i| i.replaces && !i.unchanged && std::fs::metadata(&i.to).is_ok())
+        .filter(|i| i.replaces && !i.unchanged)
         .map(|i| i.to.clone())
         .collect();
-    plan.backup(&ctx.ssh_dir, &to_save, SystemTime::now());
+    plan.backup(&ctx.ssh_dir, &live_files(&replaced), SystemTime::now());
     for item in &restore.items {
         let from = format!("from {}", item.from.to_string_lossy());
         match action(item) {
