@@ -1,8 +1,15 @@
 //! ssh-agent: list, remove and add identities, with ssh-agent-lib's blocking client. On Unix the
-//! agent is the socket `SSH_AUTH_SOCK` names, with a timeout on every operation so that a stuck
-//! agent cannot hang keyrotate; on Windows it is OpenSSH for Windows' named pipe.
+//! agent is the socket `SSH_AUTH_SOCK` names; on Windows it is OpenSSH for Windows' named pipe.
+//!
+//! Any process can sit on `SSH_AUTH_SOCK`, so the agent is not trusted to behave: keyrotate
+//! frames every reply itself before ssh-agent-lib's codec sees it ([`Framed`]), refusing a reply
+//! longer than [`MAX_REPLY`] (OpenSSH's own client stops at 256 KiB) before allocating anything,
+//! and the whole conversation has one deadline, not one per read: an agent that stalls, or
+//! trickles a byte at a time, is reported as not answering once the deadline passes.
 
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ssh_agent_lib::proto::{
     AddIdentity, AddIdentityConstrained, Credential, KeyConstraint, RemoveIdentity,
@@ -17,11 +24,168 @@ pub struct AgentError(String);
 impl AgentError {
     fn from_agent(e: ssh_agent_lib::error::AgentError) -> Self {
         use ssh_agent_lib::error::AgentError as E;
+        use ssh_agent_lib::proto::ProtoError as P;
         AgentError(match e {
-            E::IO(io) => crate::inventory::io_reason(&io),
-            E::Proto(_) | E::Failure | E::ExtensionFailure => "the agent refused".to_string(),
+            E::IO(io) | E::Proto(P::IO(io)) => crate::inventory::io_reason(&io),
+            E::Proto(P::UnexpectedResponse) => {
+                "ssh-agent answered with a reply that does not fit the request".to_string()
+            }
+            E::Proto(_) => "ssh-agent sent a reply that is not a valid agent message".to_string(),
+            E::Failure | E::ExtensionFailure => "the agent refused".to_string(),
             E::Other(other) => other.to_string(),
         })
+    }
+}
+
+/// The largest agent reply keyrotate reads, as OpenSSH's own client (`MAX_AGENT_REPLY_LEN`).
+pub const MAX_REPLY: usize = 256 * 1024;
+
+/// A stream to the agent that reads whole replies itself: the 4-byte length, checked against
+/// [`MAX_REPLY`], then the body, each read given only the time left before `deadline`. The
+/// codec then reads from the buffered frame, so it never sees (or allocates for) a length that
+/// was not checked.
+#[derive(Debug)]
+pub struct Framed<S> {
+    stream: S,
+    deadline: Instant,
+    total: Duration,
+    frame: Vec<u8>,
+    pos: usize,
+}
+
+/// A stream whose reads and writes can be given a time limit.
+pub trait Timed: Read + Write {
+    fn set_timeouts(&self, limit: Duration) -> io::Result<()>;
+}
+
+#[cfg(unix)]
+impl Timed for std::os::unix::net::UnixStream {
+    fn set_timeouts(&self, limit: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(limit))?;
+        self.set_write_timeout(Some(limit))
+    }
+}
+
+#[cfg(not(unix))]
+impl Timed for std::fs::File {
+    /// A named pipe opened as a file has no timeouts; the reply size is still bounded.
+    fn set_timeouts(&self, _limit: Duration) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<S: Timed> Framed<S> {
+    pub fn new(stream: S, total: Duration) -> Self {
+        Framed {
+            stream,
+            deadline: Instant::now() + total,
+            total,
+            frame: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    fn timed_out(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "ssh-agent did not answer within {} seconds",
+                self.total.as_secs_f32()
+            ),
+        )
+    }
+
+    /// Give the next operation only the time left; none left is a time-out.
+    fn arm(&self) -> io::Result<()> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(self.timed_out());
+        }
+        self.stream.set_timeouts(left)
+    }
+
+    fn read_full(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        let mut done = 0;
+        while done < buf.len() {
+            self.arm()?;
+            match self.stream.read(&mut buf[done..]) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "ssh-agent closed the connection in the middle of a reply",
+                    ));
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(self.timed_out());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn next_frame(&mut self) -> io::Result<()> {
+        let mut len = [0u8; 4];
+        self.read_full(&mut len)?;
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_REPLY {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "ssh-agent announced a reply of {n} bytes, more than the {MAX_REPLY} \
+                     keyrotate accepts"
+                ),
+            ));
+        }
+        let mut frame = vec![0u8; 4 + n];
+        frame[..4].copy_from_slice(&len);
+        self.read_full(&mut frame[4..])?;
+        self.frame = frame;
+        self.pos = 0;
+        Ok(())
+    }
+}
+
+impl<S: Timed> Read for Framed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.pos == self.frame.len() {
+            self.next_frame()?;
+        }
+        let n = buf.len().min(self.frame.len() - self.pos);
+        buf[..n].copy_from_slice(&self.frame[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl<S: Timed> Write for Framed<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        match self.stream.write(buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                Err(self.timed_out())
+            }
+            other => other,
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
     }
 }
 
@@ -55,23 +219,22 @@ pub fn socket_from_env() -> Option<PathBuf> {
     from_env
 }
 
-/// A connection to a running agent.
+/// A connection to a running agent, bounded in time and reply size (see [`Framed`]).
 #[derive(Debug)]
 pub struct Agent {
-    client: ssh_agent_lib::blocking::Client<Stream>,
+    client: ssh_agent_lib::blocking::Client<Framed<Stream>>,
 }
 
 impl Agent {
-    /// Connect to the agent listening on `socket` (a Unix socket, or a Windows named pipe).
+    /// Connect to the agent listening on `socket` (a Unix socket, or a Windows named pipe), for
+    /// a conversation of at most 5 seconds.
     pub fn connect(socket: &Path) -> Result<Agent, AgentError> {
-        Self::connect_with_timeout(socket, std::time::Duration::from_secs(5))
+        Self::connect_with_timeout(socket, Duration::from_secs(5))
     }
 
-    /// As [`Agent::connect`], giving up on a Unix agent that does not answer within `timeout`.
-    pub fn connect_with_timeout(
-        socket: &Path,
-        timeout: std::time::Duration,
-    ) -> Result<Agent, AgentError> {
+    /// As [`Agent::connect`], with `timeout` for the whole conversation: every request made
+    /// through this connection must be answered before it runs out.
+    pub fn connect_with_timeout(socket: &Path, timeout: Duration) -> Result<Agent, AgentError> {
         let unreachable = |e: std::io::Error| {
             AgentError(format!(
                 "cannot reach ssh-agent at {}: {}",
@@ -80,17 +243,7 @@ impl Agent {
             ))
         };
         #[cfg(unix)]
-        let stream = {
-            let stream = Stream::connect(socket).map_err(unreachable)?;
-            let timeout = Some(timeout);
-            let timeouts = stream
-                .set_read_timeout(timeout)
-                .and_then(|()| stream.set_write_timeout(timeout));
-            timeouts.map_err(|e| AgentError(crate::inventory::io_reason(&e)))?;
-            stream
-        };
-        #[cfg(not(unix))]
-        let _ = timeout;
+        let stream = Stream::connect(socket).map_err(unreachable)?;
         #[cfg(not(unix))]
         let stream = std::fs::OpenOptions::new()
             .read(true)
@@ -98,7 +251,7 @@ impl Agent {
             .open(socket)
             .map_err(unreachable)?;
         Ok(Agent {
-            client: ssh_agent_lib::blocking::Client::new(stream),
+            client: ssh_agent_lib::blocking::Client::new(Framed::new(stream, timeout)),
         })
     }
 

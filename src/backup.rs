@@ -189,6 +189,9 @@ pub struct SourceFile {
 pub struct Skipped {
     pub path: PathBuf,
     pub reason: String,
+    /// Set when `path` is a symbolic link to nothing that can be saved (nowhere, a device):
+    /// where it points.
+    pub link: Option<PathBuf>,
 }
 
 /// Read one file to back up. `Ok(None)` for things that are not key files at all (special files,
@@ -204,21 +207,34 @@ pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skippe
     } else {
         None
     };
-    let skipped = |reason: &str| {
+    let skipped = |reason: String| {
         Ok(Err(Skipped {
             path: path.to_path_buf(),
-            reason: reason.to_string(),
+            reason,
+            link: symlink_target.clone(),
         }))
     };
-    let bytes = match fsio::read_bounded(path, MAX_KEY_FILE_SIZE).map_err(source_err)? {
-        Bounded::Bytes(bytes) => bytes,
-        Bounded::NotRegular if lmeta.is_dir() || fs::metadata(path).is_ok_and(|m| m.is_dir()) => {
-            return skipped("it is a directory");
+    let (bounded, meta) = match fsio::read_bounded_with_metadata(path, MAX_KEY_FILE_SIZE) {
+        Ok(read) => read,
+        // A link that leads nowhere has nothing to save; anything else that stops the read
+        // (EIO, EACCES) is an error, never "nothing there".
+        Err(e) if e.kind() == io::ErrorKind::NotFound && symlink_target.is_some() => {
+            let target = symlink_target.as_deref().unwrap_or(Path::new(""));
+            return skipped(format!(
+                "it is a symbolic link to {}, which does not exist",
+                target.display()
+            ));
         }
-        Bounded::NotRegular => return skipped("it is not a regular file"),
-        Bounded::TooLarge(_) => return skipped("it is larger than any key file (over 1 MiB)"),
+        Err(e) => return Err(source_err(e)),
     };
-    let meta = fs::metadata(path).map_err(source_err)?;
+    let bytes = match bounded {
+        Bounded::Bytes(bytes) => bytes,
+        Bounded::NotRegular if meta.is_dir() => return skipped("it is a directory".to_string()),
+        Bounded::NotRegular => return skipped("it is not a regular file".to_string()),
+        Bounded::TooLarge(_) => {
+            return skipped("it is larger than any key file (over 1 MiB)".to_string());
+        }
+    };
     Ok(Ok(SourceFile {
         path: path.to_path_buf(),
         name: path.file_name().unwrap_or_default().to_os_string(),
@@ -265,7 +281,7 @@ impl Store {
     /// directory owned by someone else; tightens a wider mode (a `mkdir key_backup` made by hand
     /// is usually 0755) to 0700.
     pub fn open_or_create(ssh_dir: &Path) -> Result<Self> {
-        if !ssh_dir.is_dir() {
+        if !fsio::is_dir(ssh_dir).map_err(read_err(ssh_dir))? {
             return Err(BackupError::NoSshDir {
                 path: ssh_dir.to_path_buf(),
             });
@@ -454,31 +470,53 @@ impl Store {
         Ok(backed_up)
     }
 
-    /// Remove set `name` if (and only if) it is unfinished: marked incomplete, or still empty
-    /// (killed between its `mkdir` and its marker). Says whether it did.
-    pub fn remove_if_incomplete(&self, name: &str) -> io::Result<bool> {
+    /// Remove set `name` if (and only if) it is unfinished (marked incomplete, or still empty:
+    /// killed between its `mkdir` and its marker) and holds nothing that is not also live in
+    /// `live_dir`: a set interrupted while being written holds copies of live files, but if one
+    /// of those is gone since (or changed), the set holds its only copy, and is kept.
+    pub fn remove_if_incomplete(&self, name: &str, live_dir: &Path) -> io::Result<Unfinished> {
         let dir = self.root.join(name);
-        if parse_set_name(OsStr::new(name)).is_none() || fs::symlink_metadata(&dir).is_err() {
-            return Ok(false);
+        if parse_set_name(OsStr::new(name)).is_none() {
+            return Ok(Unfinished::No);
         }
-        if fs::read_dir(&dir)?.next().is_none() {
+        match fsio::lstat(&dir)? {
+            Some(meta) if meta.is_dir() => {}
+            _ => return Ok(Unfinished::No),
+        }
+        let names: Vec<OsString> = fs::read_dir(&dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<io::Result<_>>()?;
+        if names.is_empty() {
             fs::remove_dir(&dir)?;
             fsio::sync_dir(&self.root)?;
-            return Ok(true);
+            return Ok(Unfinished::Removed);
         }
-        if fs::symlink_metadata(dir.join(INCOMPLETE_MARKER)).is_err() {
-            return Ok(false);
+        if fsio::lstat(&dir.join(INCOMPLETE_MARKER))?.is_none() {
+            return Ok(Unfinished::No);
         }
-        for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_name() != INCOMPLETE_MARKER {
-                fs::remove_file(entry.path())?;
+        for n in &names {
+            if n == INCOMPLETE_MARKER || n == SUMS_NAME {
+                continue;
+            }
+            let live = match n == crate::retired::RETIRED_NAME {
+                true => self.root.join(n),
+                false => live_dir.join(n),
+            };
+            if !same_bytes(&dir.join(n), &live)? {
+                return Ok(Unfinished::Kept {
+                    only_copy: n.to_string_lossy().into_owned(),
+                });
+            }
+        }
+        for n in &names {
+            if n != INCOMPLETE_MARKER {
+                fs::remove_file(dir.join(n))?;
             }
         }
         fs::remove_file(dir.join(INCOMPLETE_MARKER))?;
         fs::remove_dir(&dir)?;
         fsio::sync_dir(&self.root)?;
-        Ok(true)
+        Ok(Unfinished::Removed)
     }
 
     /// Every set, newest first, each verified against its `SHA256SUMS`.
@@ -489,7 +527,9 @@ impl Store {
             let entry = entry.map_err(read_err(&self.root))?;
             let name = entry.file_name();
             let path = entry.path();
-            let is_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+            let is_dir = fsio::lstat(&path)
+                .map_err(read_err(&path))?
+                .is_some_and(|m| m.is_dir());
             // keyrotate's own files here (the retired-key record, a temporary file of a
             // run in progress) are not backups.
             let ours = name == crate::retired::RETIRED_NAME
@@ -519,7 +559,10 @@ impl Store {
             && !name.contains(['/', '\\'])
             && parse_set_name(OsStr::new(name)).is_some();
         let path = self.root.join(name);
-        let exists = plain && fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        let exists = plain
+            && fsio::lstat(&path)
+                .map_err(read_err(&path))?
+                .is_some_and(|m| m.is_dir());
         if !exists {
             let available = self
                 .list()
@@ -532,6 +575,35 @@ impl Store {
             });
         }
         inspect_set(&path)
+    }
+}
+
+/// What [`Store::remove_if_incomplete`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unfinished {
+    /// The set was not unfinished: left alone.
+    No,
+    /// Removed: everything in it is live too.
+    Removed,
+    /// Unfinished, but kept: it holds the only copy of this file.
+    Kept { only_copy: String },
+}
+
+/// Do two regular files hold the same bytes? (A copy and the live file it was made from.)
+fn same_bytes(copy: &Path, live: &Path) -> io::Result<bool> {
+    let read = |path: &Path| match fsio::read_bounded(path, MAX_KEY_FILE_SIZE) {
+        Ok(Bounded::Bytes(bytes)) => Ok(Some(bytes)),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    };
+    // A copy that is not a regular file was not made by keyrotate: not ours to delete.
+    if !fsio::lstat(copy)?.is_some_and(|m| m.file_type().is_file()) {
+        return Ok(false);
+    }
+    match (read(copy)?, read(live)?) {
+        (Some(a), Some(b)) => Ok(a == b),
+        _ => Ok(false),
     }
 }
 
@@ -571,6 +643,11 @@ fn set_names(stamp: &str) -> impl Iterator<Item = String> + '_ {
 pub fn set_timestamp(now: SystemTime) -> String {
     let ts = jiff::Timestamp::try_from(now).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     ts.strftime("%Y%m%dT%H%M%SZ").to_string()
+}
+
+/// Is `name` the name of a backup set (`<timestamp>` or `<timestamp>-<n>`)?
+pub fn is_set_name(name: &str) -> bool {
+    parse_set_name(OsStr::new(name)).is_some()
 }
 
 /// Sort key of a set name (`<timestamp>` or `<timestamp>-<n>`), `None` for other names.
@@ -737,7 +814,8 @@ fn inspect_set(dir: &Path) -> Result<SetInfo> {
         .to_string_lossy()
         .into_owned();
     let mut problems = Vec::new();
-    let incomplete = fs::symlink_metadata(dir.join(INCOMPLETE_MARKER)).is_ok();
+    let marker = dir.join(INCOMPLETE_MARKER);
+    let incomplete = fsio::lstat(&marker).map_err(read_err(&marker))?.is_some();
     let listed = match fsio::read_bounded(&dir.join(SUMS_NAME), MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => match parse_sums(&bytes) {
             Some(listed) => listed,
@@ -779,12 +857,25 @@ fn inspect_set(dir: &Path) -> Result<SetInfo> {
     let mut files = Vec::new();
     for n in present {
         let path = dir.join(&n);
-        let (bytes, reason) = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
-            Ok(Bounded::Bytes(b)) => (Some(b), None),
-            Ok(_) => (None, Some("is not a regular key file".to_string())),
-            Err(e) => (None, Some(format!("cannot be read ({})", io_reason(&e)))),
+        // keyrotate writes only regular files into a set: a symlink there (a hand-made set) is
+        // never followed, so restore cannot copy whatever it points to into the SSH directory.
+        let lmeta = fsio::lstat(&path).map_err(read_err(&path))?;
+        let (bytes, reason, meta) = match lmeta {
+            Some(m) if m.file_type().is_symlink() => (
+                None,
+                Some("is a symbolic link, not a copy".to_string()),
+                None,
+            ),
+            _ => match fsio::read_bounded_with_metadata(&path, MAX_KEY_FILE_SIZE) {
+                Ok((Bounded::Bytes(b), meta)) => (Some(b), None, Some(meta)),
+                Ok(_) => (None, Some("is not a regular key file".to_string()), None),
+                Err(e) => (
+                    None,
+                    Some(format!("cannot be read ({})", io_reason(&e))),
+                    None,
+                ),
+            },
         };
-        let meta = fs::symlink_metadata(&path).ok();
         let actual_sha256 = bytes.as_deref().map(|b| sha256_hex(b));
         let expected_sha256 = expected.get(&n).cloned();
         let shown = n.to_string_lossy();
@@ -865,12 +956,15 @@ pub struct RestorePlan {
 
 /// The files of `set` that `keys` name (a key brings its pair), or every file.
 fn select_files<'a>(set: &'a SetInfo, keys: &[OsString]) -> Result<Vec<&'a SetFile>> {
+    // The retired-key record a rotation saved is kept for reference, never put back: that
+    // would forget which keys were retired since.
+    let restorable = |f: &&SetFile| f.name != crate::retired::RETIRED_NAME;
     if keys.is_empty() {
-        return Ok(set.files.iter().collect());
+        return Ok(set.files.iter().filter(restorable).collect());
     }
     let mut chosen: Vec<&SetFile> = Vec::new();
     for key in keys {
-        let find = |n: &OsStr| set.files.iter().find(|f| f.name == n);
+        let find = |n: &OsStr| set.files.iter().filter(restorable).find(|f| f.name == n);
         let Some(file) = find(key) else {
             return Err(BackupError::UnknownKey {
                 set: set.dir.clone(),
@@ -963,7 +1057,8 @@ pub fn plan_restore(
                 replaces,
                 bytes: Zeroizing::new(bytes.to_vec()),
                 // Private keys go back 0600 whatever they were; public keys keep their mode.
-                mode: if f.private { 0o600 } else { f.mode },
+                // (never writable by others, whatever a hand-made set says).
+                mode: if f.private { 0o600 } else { f.mode & 0o755 },
                 modified: f.modified,
             });
         }

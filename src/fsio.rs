@@ -15,6 +15,37 @@ use zeroize::Zeroizing;
 /// Prefix of every temporary file keyrotate creates; `check` ignores such names.
 pub const TEMP_PREFIX: &str = ".keyrotate-tmp-";
 
+/// What is at `path`, without following a final symlink; `None` only when nothing is there.
+/// Any other failure (EIO on a flaky NFS home, EACCES on a parent) is an error naming the path:
+/// "could not look" is never "absent".
+pub fn lstat(path: &Path) -> io::Result<Option<fs::Metadata>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(naming("cannot look at", path, e)),
+    }
+}
+
+/// As [`lstat`], following symlinks (a dangling link is `None`).
+pub fn stat(path: &Path) -> io::Result<Option<fs::Metadata>> {
+    match fs::metadata(path) {
+        Ok(meta) => Ok(Some(meta)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(naming("cannot look at", path, e)),
+    }
+}
+
+/// Is there a directory at `path` (following symlinks)? An error when that cannot be told.
+pub fn is_dir(path: &Path) -> io::Result<bool> {
+    Ok(stat(path)?.is_some_and(|m| m.is_dir()))
+}
+
+/// `e`, of the same kind, with a message that names `path`: "cannot look at PATH: reason".
+pub fn naming(what: &str, path: &Path, e: io::Error) -> io::Error {
+    let reason = crate::inventory::io_reason(&e);
+    io::Error::new(e.kind(), format!("{what} {}: {reason}", path.display()))
+}
+
 /// The outcome of a bounded read.
 #[derive(Debug)]
 pub enum Bounded {

@@ -287,6 +287,12 @@ pub enum WriteKeyError {
     NotAFile { path: PathBuf },
     #[error("the directory {} does not exist", .path.display())]
     NoDirectory { path: PathBuf },
+    #[error("{source}")]
+    Look {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Transaction(#[from] TxError),
 }
@@ -307,6 +313,9 @@ impl WriteKeyError {
                 "create the directory first (`mkdir -m 700 DIR`), or choose another -f PATH"
                     .to_string()
             }
+            WriteKeyError::Look { .. } => "nothing was changed; check the disk and the file's \
+                 permissions (`ls -l`), then run again"
+                .to_string(),
             WriteKeyError::Transaction(e) => e.hint(),
         }
     }
@@ -338,17 +347,21 @@ pub fn check_target(private_path: &Path, replace: bool) -> Result<(), WriteKeyEr
             path: private_path.to_path_buf(),
         });
     }
+    let look = |path: &Path, source: std::io::Error| WriteKeyError::Look {
+        path: path.to_path_buf(),
+        source,
+    };
     if let Some(dir) = private_path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
+        && !crate::fsio::is_dir(dir).map_err(|e| look(dir, e))?
     {
         return Err(WriteKeyError::NoDirectory {
             path: dir.to_path_buf(),
         });
     }
     for path in [private_path.to_path_buf(), public_path_for(private_path)] {
-        match std::fs::symlink_metadata(&path) {
-            Ok(_) if !replace => return Err(WriteKeyError::Exists { path }),
-            Ok(meta) if meta.is_dir() => return Err(WriteKeyError::NotAFile { path }),
+        match crate::fsio::lstat(&path).map_err(|e| look(&path, e))? {
+            Some(_) if !replace => return Err(WriteKeyError::Exists { path }),
+            Some(meta) if meta.is_dir() => return Err(WriteKeyError::NotAFile { path }),
             _ => {}
         }
     }

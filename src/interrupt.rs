@@ -1,6 +1,11 @@
 //! Ctrl-C: exit 130, with the terminal restored (echo back on after a passphrase prompt) and
 //! never in the middle of writing files: an interrupt that arrives inside a [`Critical`] section
 //! takes effect when the section ends, when everything on disk is consistent again.
+//!
+//! A changing command holds its section from before its transaction until its report is
+//! printed. An interrupt before the commit point makes the transaction undo itself (the library
+//! asks [`pending`] just before committing); one after it waits until the work is finished (the
+//! agent updated, the public key line printed). Either way the last line says which it was.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -8,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 static CRITICAL: AtomicUsize = AtomicUsize::new(0);
 static PENDING: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static COMMITTED: AtomicBool = AtomicBool::new(false);
 
 #[cfg(unix)]
 static TERMINAL: Mutex<Option<(std::fs::File, rustix::termios::Termios)>> = Mutex::new(None);
@@ -31,10 +37,32 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Has Ctrl-C been pressed inside a critical section, and not acted on yet?
+pub fn pending() -> bool {
+    PENDING.load(Ordering::SeqCst)
+}
+
 /// End the process as interrupted: terminal restored, exit code 130.
 pub fn exit_interrupted() -> ! {
     restore_terminal();
     eprintln!("\nkeyrotate: interrupted");
+    std::process::exit(130);
+}
+
+/// End a critical section's deferred interrupt, saying whether its change was made.
+fn exit_deferred() -> ! {
+    restore_terminal();
+    if COMMITTED.load(Ordering::SeqCst) {
+        eprintln!(
+            "keyrotate: interrupted after the change was committed: it was finished, and what is \
+             printed above is complete and true"
+        );
+    } else {
+        eprintln!(
+            "\nkeyrotate: interrupted before the change was committed: it was undone, and nothing \
+             was changed"
+        );
+    }
     std::process::exit(130);
 }
 
@@ -92,12 +120,17 @@ impl Critical {
         CRITICAL.fetch_add(1, Ordering::SeqCst);
         Critical(())
     }
+
+    /// The transaction passed its commit point: an interrupt now waits for the whole report.
+    pub fn committed(&self) {
+        COMMITTED.store(true, Ordering::SeqCst);
+    }
 }
 
 impl Drop for Critical {
     fn drop(&mut self) {
         if CRITICAL.fetch_sub(1, Ordering::SeqCst) == 1 && PENDING.load(Ordering::SeqCst) {
-            exit_interrupted();
+            exit_deferred();
         }
     }
 }

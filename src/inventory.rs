@@ -30,6 +30,14 @@ pub enum InventoryError {
     NotADirectory { path: PathBuf },
     #[error("cannot read the SSH directory {}: {reason}", .path.display())]
     Read { path: PathBuf, reason: String },
+    /// The record of retired keys exists but cannot be read: without it `check` could not say
+    /// that a retired key is back in use.
+    #[error("{source}")]
+    Retired {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl InventoryError {
@@ -45,6 +53,11 @@ impl InventoryError {
                 path.display(),
                 findings::shell_path(path)
             ),
+            InventoryError::Retired { path, .. } => format!(
+                "check the file and the disk it is on (`ls -l {}`); keyrotate keeps its list of \
+                 retired keys there",
+                findings::shell_path(path)
+            ),
         }
     }
 }
@@ -56,6 +69,8 @@ pub struct Inventory {
     pub keys: Vec<KeyEntry>,
     /// Findings about the directory as a whole (`insecure-ssh-dir`, `no-keys`).
     pub findings: Vec<Finding>,
+    /// The keys `rotate` retired here (from `key_backup/RETIRED`).
+    pub retired: Vec<RetiredKey>,
 }
 
 /// One key: a private key with its `.pub`, a `.pub` alone, or a file that should be a key.
@@ -185,8 +200,9 @@ impl Unreadable {
 struct Scanned {
     name: OsString,
     path: PathBuf,
-    /// Metadata of what the path resolves to; the link's own when it dangles.
-    meta: Metadata,
+    /// Metadata of what the path resolves to; the link's own when it dangles; `None` when not
+    /// even that could be read (an I/O error: the entry is reported, never skipped).
+    meta: Option<Metadata>,
     symlink_target: Option<PathBuf>,
     content: Content,
 }
@@ -218,6 +234,7 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
         ssh_dir: ssh_dir.to_path_buf(),
         keys: Vec::new(),
         findings: Vec::new(),
+        retired: Vec::new(),
     };
     let dir_meta = match fs::metadata(ssh_dir) {
         Ok(meta) => meta,
@@ -271,7 +288,11 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
 
     inventory.keys = pair_and_describe(scanned, policy, now);
     mark_duplicates(&mut inventory.keys);
-    mark_retired(&mut inventory.keys, &retired::read(ssh_dir));
+    inventory.retired = retired::read(ssh_dir).map_err(|source| InventoryError::Retired {
+        path: retired::retired_path(ssh_dir),
+        source,
+    })?;
+    mark_retired(&mut inventory.keys, &inventory.retired);
     for key in &mut inventory.keys {
         key.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     }
@@ -299,26 +320,45 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
             return Some(Scanned {
                 name,
                 path,
-                meta,
+                meta: Some(meta),
                 symlink_target: None,
                 content,
             });
         }
     }
-    let lmeta = fs::symlink_metadata(&path).ok()?;
-    let symlink_target = if lmeta.file_type().is_symlink() {
-        fs::read_link(&path).ok()
-    } else {
-        None
+    let unreadable =
+        |meta: Option<Metadata>, target: Option<PathBuf>, reason: String, next: NextStep| {
+            Some(Scanned {
+                name: name.clone(),
+                path: path.clone(),
+                meta,
+                symlink_target: target,
+                content: Content::Unreadable(Unreadable::new(reason, next)),
+            })
+        };
+    // Gone since the listing: nothing to report. Any other error is reported, never skipped:
+    // "could not look" is not "absent".
+    let lmeta = match fs::symlink_metadata(&path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            let reason = format!("it cannot be examined ({})", io_reason(&e));
+            return unreadable(None, None, reason, NextStep::CheckPermissions);
+        }
     };
-    let unreadable = |meta: Metadata, target: Option<PathBuf>, reason: String, next: NextStep| {
-        Some(Scanned {
-            name: name.clone(),
-            path: path.clone(),
-            meta,
-            symlink_target: target,
-            content: Content::Unreadable(Unreadable::new(reason, next)),
-        })
+    let symlink_target = match lmeta.file_type().is_symlink() {
+        false => None,
+        true => match fs::read_link(&path) {
+            Ok(target) => Some(target),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                let reason = format!(
+                    "it is a symbolic link that cannot be read ({})",
+                    io_reason(&e)
+                );
+                return unreadable(Some(lmeta), None, reason, NextStep::FixLink);
+            }
+        },
     };
     let meta = match fs::metadata(&path) {
         Ok(meta) => meta,
@@ -326,11 +366,11 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
             let reason = match &symlink_target {
                 Some(t) if e.kind() == io::ErrorKind::NotFound => format!(
                     "it is a symbolic link to {}, which does not exist",
-                    keyfile::sanitize(&t.to_string_lossy())
+                    crate::text::sanitize(&t.to_string_lossy())
                 ),
                 Some(t) => format!(
                     "it is a symbolic link to {} that cannot be followed ({})",
-                    keyfile::sanitize(&t.to_string_lossy()),
+                    crate::text::sanitize(&t.to_string_lossy()),
                     io_reason(&e)
                 ),
                 None => format!("it cannot be examined ({})", io_reason(&e)),
@@ -340,7 +380,7 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
             } else {
                 NextStep::CheckPermissions
             };
-            return unreadable(lmeta, symlink_target, reason, next);
+            return unreadable(Some(lmeta), symlink_target, reason, next);
         }
     };
     let file_type = meta.file_type();
@@ -354,7 +394,7 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
             return None;
         }
         return unreadable(
-            meta,
+            Some(meta),
             symlink_target,
             format!("it is {kind}, not a key file, so keyrotate did not open it"),
             NextStep::MoveAway,
@@ -362,7 +402,7 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
     }
     if meta.len() > MAX_KEY_FILE_SIZE {
         let reason = too_large(meta.len());
-        return unreadable(meta, symlink_target, reason, NextStep::MoveAway);
+        return unreadable(Some(meta), symlink_target, reason, NextStep::MoveAway);
     }
     let content = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
         Ok(bounded) => content_of(&name, bounded)?,
@@ -374,7 +414,7 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
     Some(Scanned {
         name,
         path,
-        meta,
+        meta: Some(meta),
         symlink_target,
         content,
     })
@@ -506,7 +546,11 @@ fn pair_and_describe(scanned: Vec<Scanned>, policy: &Policy, now: SystemTime) ->
 }
 
 fn describe(main: Scanned, public: Option<Scanned>, policy: &Policy, now: SystemTime) -> KeyEntry {
-    let modified = main.meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let modified = main
+        .meta
+        .as_ref()
+        .and_then(|m| m.modified().ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut entry = KeyEntry {
         path: main.path.clone(),
         public_path: public.as_ref().map(|p| p.path.clone()),
@@ -519,7 +563,11 @@ fn describe(main: Scanned, public: Option<Scanned>, policy: &Policy, now: System
         comment: None,
         protection: None,
         // A link that could not be followed has only its own, meaningless, mode.
-        mode: unix_mode(&main.meta).filter(|_| !main.meta.file_type().is_symlink()),
+        mode: main
+            .meta
+            .as_ref()
+            .filter(|m| !m.file_type().is_symlink())
+            .and_then(unix_mode),
         modified,
         age_days: age_days(modified, now),
         symlink_target: main.symlink_target.clone(),

@@ -20,6 +20,7 @@
 //! - [`fsio`]: the only module that writes files (born private, fsynced, atomic replacement).
 //! - [`lock`]: one keyrotate at a time per SSH directory.
 //! - [`timefmt`]: the timestamps keyrotate prints.
+//! - [`text`]: the one terminal sanitiser.
 
 //! - `winacl` (Windows only): owner-only access lists, and who else may read a key.
 //!
@@ -41,6 +42,7 @@ pub mod restore;
 pub mod retired;
 pub mod rotation;
 pub mod sshconfig;
+pub mod text;
 pub mod timefmt;
 pub mod transaction;
 #[cfg(windows)]

@@ -118,6 +118,7 @@ impl Drop for Spinner {
 
 /// A diagnostic that is not an error, on stderr.
 pub fn print_note(text: &str) {
+    let text = keyrotate::text::sanitize(text);
     let _ = writeln!(anstream::stderr().lock(), "note: {text}");
 }
 
@@ -132,7 +133,11 @@ pub fn print_json(doc: &impl serde::Serialize) -> anyhow::Result<()> {
 pub fn print_error(err: &anyhow::Error) {
     let mut stderr = anstream::stderr().lock();
     let _ = writeln!(stderr, "keyrotate: {}", error_chain(err));
-    let _ = writeln!(stderr, "hint: {}", hint_for(err));
+    let _ = writeln!(
+        stderr,
+        "hint: {}",
+        keyrotate::text::sanitize(&hint_for(err))
+    );
 }
 
 /// The error and its causes joined by `: `, with I/O errors in plain words (no `os error N`)
@@ -148,7 +153,7 @@ fn error_chain(err: &anyhow::Error) -> String {
             parts.push(text);
         }
     }
-    keyrotate::keyfile::sanitize(&parts.join(": "))
+    keyrotate::text::sanitize(&parts.join(": "))
 }
 
 fn hint_for(err: &anyhow::Error) -> String {

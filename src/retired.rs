@@ -2,13 +2,18 @@
 //! `check` can say so if one of them comes back into use (JASMIN refuses any key used before).
 //!
 //! One line per key: `SHA256:...<TAB>2026-11-21T10:15:00Z<TAB>SET<TAB>original path`. Only the
-//! first field matters when reading; unknown or damaged lines are skipped.
+//! first field matters when reading; unknown or damaged lines are skipped when reading and kept
+//! when the record is rewritten (which only `rotate`'s transaction does, after saving the old
+//! record in its backup set).
 
 use std::collections::BTreeSet;
+use std::io;
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::backup::STORE_NAME;
-use crate::fsio::{self, Bounded, FileSpec};
+use crate::fsio::{self, Bounded};
 
 pub const RETIRED_NAME: &str = "RETIRED";
 
@@ -38,13 +43,45 @@ pub fn retired_path(ssh_dir: &Path) -> PathBuf {
     ssh_dir.join(STORE_NAME).join(RETIRED_NAME)
 }
 
-/// Every retired key on record (empty when there is no record or it cannot be read).
-pub fn read(ssh_dir: &Path) -> Vec<RetiredKey> {
+/// The record is never larger than this; anything bigger is not ours.
+const MAX_RECORD_SIZE: u64 = 16 << 20;
+
+/// The record's bytes as they are, `None` when there is no record. A record that cannot be read,
+/// or is not a regular file, is an error naming it: a record that could not be read is never
+/// taken for an empty one (it would be rewritten without the keys it lists).
+pub fn read_bytes(ssh_dir: &Path) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
     let path = retired_path(ssh_dir);
-    let Ok(Bounded::Bytes(bytes)) = fsio::read_bounded(&path, 16 << 20) else {
-        return Vec::new();
+    let named = |reason: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "cannot read the retired-key record {}: {reason}",
+                path.display()
+            ),
+        )
     };
-    String::from_utf8_lossy(&bytes)
+    match fsio::read_bounded(&path, MAX_RECORD_SIZE) {
+        Ok(Bounded::Bytes(bytes)) => Ok(Some(bytes)),
+        Ok(Bounded::NotRegular) => Err(named("it is not a regular file".to_string())),
+        Ok(Bounded::TooLarge(len)) => {
+            Err(named(format!("it is {len} bytes, too large to be ours")))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io::Error::new(
+            e.kind(),
+            format!(
+                "cannot read the retired-key record {}: {}",
+                path.display(),
+                crate::inventory::io_reason(&e)
+            ),
+        )),
+    }
+}
+
+/// The keys listed in a record's bytes; lines keyrotate does not recognise are skipped here
+/// (and kept, byte for byte, when the record is rewritten).
+pub fn parse(bytes: &[u8]) -> Vec<RetiredKey> {
+    String::from_utf8_lossy(bytes)
         .lines()
         .filter_map(|line| {
             let mut fields = line.split('\t');
@@ -59,71 +96,90 @@ pub fn read(ssh_dir: &Path) -> Vec<RetiredKey> {
         .collect()
 }
 
-/// The record's new contents with `keys` added (those already there are skipped), or `None`
-/// when there is nothing new.
-pub fn with_added(ssh_dir: &Path, keys: &[RetiredKey]) -> Option<String> {
-    let path = retired_path(ssh_dir);
-    let existing = read(ssh_dir);
+/// Every retired key on record (empty when there is no record; an error when it cannot be read).
+pub fn read(ssh_dir: &Path) -> io::Result<Vec<RetiredKey>> {
+    Ok(read_bytes(ssh_dir)?.map(|b| parse(&b)).unwrap_or_default())
+}
+
+/// The keys of `keys` that `current` (the record's bytes, if any) does not list yet.
+pub fn not_yet_listed<'a>(current: Option<&[u8]>, keys: &'a [RetiredKey]) -> Vec<&'a RetiredKey> {
+    let existing = current.map(parse).unwrap_or_default();
     let known: BTreeSet<&str> = existing.iter().map(|k| k.fingerprint.as_str()).collect();
-    let new: Vec<&RetiredKey> = keys
-        .iter()
-        .filter(|k| !known.contains(k.fingerprint.as_str()))
-        .collect();
+    let mut new: Vec<&RetiredKey> = Vec::new();
+    for key in keys {
+        if !known.contains(key.fingerprint.as_str())
+            && !new.iter().any(|k| k.fingerprint == key.fingerprint)
+        {
+            new.push(key);
+        }
+    }
+    new
+}
+
+/// The record's new contents: `current` kept byte for byte (every line, recognised or not),
+/// then a line for each key of `keys` it does not list yet. `None` when there is nothing new.
+pub fn with_added(current: Option<&[u8]>, keys: &[RetiredKey]) -> Option<Vec<u8>> {
+    let new = not_yet_listed(current, keys);
     if new.is_empty() {
         return None;
     }
-    let mut text = String::new();
-    if existing.is_empty() {
-        text.push_str("# Keys retired by keyrotate: they must never be used again.\n");
-    } else if let Ok(Bounded::Bytes(bytes)) = fsio::read_bounded(&path, 16 << 20) {
-        text.push_str(&String::from_utf8_lossy(&bytes));
-        if !text.ends_with('\n') {
-            text.push('\n');
+    let mut out: Vec<u8> = Vec::new();
+    match current {
+        Some(bytes) if !bytes.is_empty() => {
+            out.extend_from_slice(bytes);
+            if !bytes.ends_with(b"\n") {
+                out.push(b'\n');
+            }
+        }
+        _ => {
+            out.extend_from_slice(b"# Keys retired by keyrotate: they must never be used again.\n")
         }
     }
     for key in new {
-        text.push_str(&key.line());
+        out.extend_from_slice(key.line().as_bytes());
     }
-    Some(text)
-}
-
-/// Add `keys` to the record, replacing the file atomically. The store directory must exist.
-pub fn record(ssh_dir: &Path, keys: &[RetiredKey]) -> std::io::Result<()> {
-    match with_added(ssh_dir, keys) {
-        Some(text) => fsio::replace_atomically(
-            &retired_path(ssh_dir),
-            FileSpec {
-                bytes: text.as_bytes(),
-                mode: 0o600,
-                modified: None,
-            },
-        ),
-        None => Ok(()),
-    }
+    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_are_kept_once_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join(STORE_NAME)).unwrap();
-        let key = |fp: &str| RetiredKey {
+    fn key(fp: &str) -> RetiredKey {
+        RetiredKey {
             fingerprint: fp.to_string(),
             retired_at: "2026-11-21T10:15:00Z".to_string(),
             set: "20261121T101500Z".to_string(),
             path: "/h/.ssh/id_rsa_jasmin".to_string(),
-        };
-        assert!(read(dir.path()).is_empty());
-        record(dir.path(), &[key("SHA256:a"), key("SHA256:b")]).unwrap();
-        record(dir.path(), &[key("SHA256:b"), key("SHA256:c")]).unwrap();
-        let fps: Vec<String> = read(dir.path())
-            .into_iter()
-            .map(|k| k.fingerprint)
-            .collect();
+        }
+    }
+
+    #[test]
+    fn records_are_kept_once_and_read_back() {
+        let first = with_added(None, &[key("SHA256:a"), key("SHA256:b")]).unwrap();
+        let second = with_added(Some(&first), &[key("SHA256:b"), key("SHA256:c")]).unwrap();
+        let fps: Vec<String> = parse(&second).into_iter().map(|k| k.fingerprint).collect();
         assert_eq!(fps, ["SHA256:a", "SHA256:b", "SHA256:c"]);
-        assert_eq!(read(dir.path())[0], key("SHA256:a"));
+        assert_eq!(parse(&second)[0], key("SHA256:a"));
+        assert!(with_added(Some(&second), &[key("SHA256:a")]).is_none());
+    }
+
+    #[test]
+    fn a_record_with_no_line_keyrotate_recognises_keeps_its_content() {
+        let notes = b"my own notes about old keys\nno trailing newline";
+        let out = with_added(Some(notes), &[key("SHA256:a")]).unwrap();
+        assert!(out.starts_with(notes), "{}", String::from_utf8_lossy(&out));
+        assert_eq!(parse(&out), [key("SHA256:a")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_record_that_cannot_be_read_is_an_error_not_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(STORE_NAME)).unwrap();
+        assert!(read(dir.path()).unwrap().is_empty());
+        std::fs::create_dir(retired_path(dir.path())).unwrap();
+        let err = read(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("RETIRED"), "{err}");
     }
 }

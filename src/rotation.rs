@@ -79,8 +79,9 @@ impl OldKey {
     }
 }
 
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
+/// Is anything at `path`? "Could not look" is an error naming the path, never "no".
+fn exists(path: &Path) -> io::Result<bool> {
+    Ok(fsio::lstat(path)?.is_some())
 }
 
 /// A key file's bytes (wiped on drop) and the public key it reveals.
@@ -119,8 +120,8 @@ fn read_key(path: &Path) -> io::Result<Option<KeyBytes>> {
 /// The key whose private file is `private_path` (and `.pub` beside it), if either exists.
 pub fn key_at(private_path: &Path) -> io::Result<Option<OldKey>> {
     let public_path = public_path_for(private_path);
-    let private = exists(private_path).then(|| private_path.to_path_buf());
-    let public = exists(&public_path).then_some(public_path);
+    let private = exists(private_path)?.then(|| private_path.to_path_buf());
+    let public = exists(&public_path)?.then_some(public_path);
     if private.is_none() && public.is_none() {
         return Ok(None);
     }
@@ -164,7 +165,7 @@ pub fn service_keys(ssh_dir: &Path, service: &str) -> io::Result<Vec<OldKey>> {
         let stem = name.strip_suffix(".pub").unwrap_or(&name);
         let matches =
             stem.starts_with("id_") && stem.ends_with(&suffix) && stem.len() > 3 + suffix.len();
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let is_dir = entry.file_type().map_err(naming(&entry.path()))?.is_dir();
         if matches && !is_dir {
             let private = ssh_dir.join(stem);
             if !privates.contains(&private) {

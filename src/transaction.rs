@@ -16,10 +16,17 @@
 //! process: before the commit point it undoes (temporary files and an unfinished set removed: the
 //! live files were never touched); after it, it finishes the apply step, which is idempotent.
 //! Either way the live pair ends wholly old or wholly new.
+//!
+//! A journal is a set of instructions to rename and delete files, so recovery obeys only one it
+//! can trust ([`validate`]): a regular file owned by the effective user and writable by nobody
+//! else, in an SSH directory owned by that user and writable by nobody else, naming only
+//! keyrotate's temporary files and names directly inside the SSH directory (or the retired-key
+//! record in its backup store). Anything else is refused, changing nothing.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::SystemTime;
 
 use zeroize::Zeroizing;
@@ -55,7 +62,11 @@ struct Staged {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct LiveFile {
     path: PathBuf,
+    /// Of its content; empty for a symlink that leads to nothing keyrotate can save.
     sha256: String,
+    /// Set for such a symlink: what it pointed to (it is removed only if it still does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    link: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -121,6 +132,16 @@ pub enum TxError {
     Unfinished { reason: String },
     #[error("{} appeared while keyrotate was writing, so it was left alone and nothing was changed", .path.display())]
     Appeared { path: PathBuf },
+    #[error("cannot look at {}: {source}", .path.display())]
+    Look {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("keyrotate will not act on the journal {}: {reason}", .path.display())]
+    Untrusted { path: PathBuf, reason: String },
+    #[error("interrupted before the change was committed: it was undone, and nothing was changed")]
+    Cancelled,
 }
 
 impl TxError {
@@ -152,6 +173,16 @@ impl TxError {
             TxError::Unfinished { .. } => "your old key is safe in key_backup/; once the disk \
                  works again, run `keyrotate check`: it finishes the change first"
                 .to_string(),
+            TxError::Look { .. } => "nothing was changed; check the disk and the file's \
+                 permissions (`ls -l`), then run again"
+                .to_string(),
+            TxError::Untrusted { path, .. } => format!(
+                "nothing was changed. If you did not run keyrotate here yourself, someone else may \
+                 have planted it: read it (`cat {p}`), and once you are sure no keyrotate of yours \
+                 was interrupted there, remove it (`rm {p}`)",
+                p = crate::findings::shell_path(path)
+            ),
+            TxError::Cancelled => "run the command again when you are ready".to_string(),
         }
     }
 }
@@ -185,28 +216,145 @@ fn write_journal(ssh_dir: &Path, journal: &Journal) -> Result<()> {
 
 fn read_journal(ssh_dir: &Path) -> Result<Option<Journal>> {
     let path = journal_path(ssh_dir);
+    let damaged = |reason: String| TxError::Journal {
+        path: path.clone(),
+        reason,
+    };
+    let untrusted = |reason: String| TxError::Untrusted {
+        path: path.clone(),
+        reason,
+    };
+    let Some(meta) = lstat(&path)? else {
+        return Ok(None);
+    };
+    if !meta.file_type().is_file() {
+        return Err(untrusted("it is not a regular file".to_string()));
+    }
+    trusted_owner(&path, &meta, "it").map_err(untrusted)?;
+    let dir_meta = fsio::stat(ssh_dir)
+        .map_err(|source| TxError::Look {
+            path: ssh_dir.to_path_buf(),
+            source,
+        })?
+        .ok_or_else(|| untrusted("its SSH directory is gone".to_string()))?;
+    trusted_owner(ssh_dir, &dir_meta, "the SSH directory").map_err(untrusted)?;
     let bytes = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => bytes,
-        Ok(_) => {
-            return Err(TxError::Journal {
-                path,
-                reason: "it is not a regular file".to_string(),
-            });
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(TxError::Journal {
-                path,
-                reason: io_reason(&e),
-            });
-        }
+        Ok(_) => return Err(untrusted("it is not a regular file".to_string())),
+        Err(e) => return Err(damaged(io_reason(&e))),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| TxError::Journal {
-            path,
-            reason: e.to_string(),
-        })
+    let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+    validate(ssh_dir, &journal).map_err(untrusted)?;
+    Ok(Some(journal))
+}
+
+/// A file or directory recovery may act on: owned by the effective user, and writable by
+/// nobody else (otherwise someone else could have written the instructions).
+fn trusted_owner(path: &Path, meta: &fs::Metadata, what: &str) -> std::result::Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = fsio::current_uid();
+        if meta.uid() != me {
+            return Err(format!(
+                "{what} ({}) is owned by uid {}, not by you (uid {me})",
+                path.display(),
+                meta.uid()
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{what} ({}) can be written by other users (mode {:04o})",
+                path.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, meta, what);
+    Ok(())
+}
+
+/// Does the journal name only what a keyrotate transaction of this SSH directory can name?
+/// Targets and removed files: names directly inside the SSH directory, or the retired-key
+/// record; staged files: keyrotate temporary names beside their target; the backup set: a set
+/// name. Checked before recovery touches anything.
+fn validate(ssh_dir: &Path, journal: &Journal) -> std::result::Result<(), String> {
+    if journal.version != 1 {
+        return Err(format!("it is of version {}, not 1", journal.version));
+    }
+    let store = ssh_dir.join(backup::STORE_NAME);
+    let record = retired::retired_path(ssh_dir);
+    let same_dir = |a: &Path, b: &Path| {
+        a == b
+            || matches!(
+                (fs::canonicalize(a), fs::canonicalize(b)),
+                (Ok(x), Ok(y)) if x == y
+            )
+    };
+    let plain_name = |path: &Path| {
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty() && *n != "." && *n != ".." && !n.contains(['/', '\\']))
+            .map(str::to_string)
+    };
+    let target_ok = |path: &Path| -> bool {
+        let Some(name) = plain_name(path) else {
+            return false;
+        };
+        let Some(parent) = path.parent() else {
+            return false;
+        };
+        if path == record || (same_dir(parent, &store) && name == retired::RETIRED_NAME) {
+            return true;
+        }
+        same_dir(parent, ssh_dir) && name != backup::STORE_NAME && !name.starts_with(".keyrotate")
+    };
+    let outside = |path: &Path| {
+        Err(format!(
+            "it names {}, which is not a file keyrotate changes in {}",
+            path.display(),
+            ssh_dir.display()
+        ))
+    };
+    let sha_ok = |sha: &str| sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit());
+    for staged in &journal.staged {
+        if !target_ok(&staged.target) {
+            return outside(&staged.target);
+        }
+        let temp_ok = plain_name(&staged.staged).is_some_and(|n| n.starts_with(TEMP_PREFIX))
+            && staged.staged.parent() == staged.target.parent();
+        if !temp_ok {
+            return outside(&staged.staged);
+        }
+        // The record's digest is filled in once it is written, before the commit point.
+        let pending = staged.sha256.is_empty() && journal.phase == Phase::Preparing;
+        if !pending && !sha_ok(&staged.sha256) {
+            return Err(format!(
+                "its digest for {} is malformed",
+                staged.target.display()
+            ));
+        }
+    }
+    for live in journal.replaced.iter().chain(&journal.removed) {
+        if !target_ok(&live.path) {
+            return outside(&live.path);
+        }
+        if live.link.is_none() && !sha_ok(&live.sha256) {
+            return Err(format!(
+                "its digest for {} is malformed",
+                live.path.display()
+            ));
+        }
+    }
+    if let Some(set) = &journal.backup_set
+        && !backup::is_set_name(set)
+    {
+        return Err(format!(
+            "it names a backup set {set:?}, which is not a set name"
+        ));
+    }
+    Ok(())
 }
 
 fn utf8(path: &Path) -> Result<()> {
@@ -219,7 +367,8 @@ fn utf8(path: &Path) -> Result<()> {
 }
 
 fn sha_of(path: &Path) -> io::Result<Option<String>> {
-    match fsio::read_bounded(path, MAX_KEY_FILE_SIZE) {
+    // As large as the largest file a transaction writes (the retired-key record).
+    match fsio::read_bounded(path, 16 << 20) {
         Ok(Bounded::Bytes(bytes)) => Ok(Some(backup::sha256_hex(&bytes))),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -227,48 +376,95 @@ fn sha_of(path: &Path) -> io::Result<Option<String>> {
     }
 }
 
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
+/// What is at `path` (not following a final symlink); an error when that cannot be told.
+fn lstat(path: &Path) -> Result<Option<fs::Metadata>> {
+    fsio::lstat(path).map_err(|source| TxError::Look {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-/// Read a live file to save it. A symlink that leads nowhere has nothing to save (`None`); it
-/// is replaced or removed like any other name, never written through.
-fn live_source(path: &Path) -> Result<Option<(SourceFile, LiveFile)>> {
+fn exists(path: &Path) -> Result<bool> {
+    Ok(lstat(path)?.is_some())
+}
+
+/// Is `path` a symlink that still points to `target`?
+fn is_link_to(path: &Path, target: &Path) -> Result<bool> {
+    match lstat(path)? {
+        Some(meta) if meta.file_type().is_symlink() => {
+            let now = fs::read_link(path).map_err(|source| TxError::Look {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            Ok(now == target)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// Read a live file to save it. A symlink that leads to nothing keyrotate can save (nowhere, a
+/// device) has no content to save; it is replaced or removed like any other name, never
+/// written through, and the journal remembers where it pointed.
+fn live_source(path: &Path) -> Result<(Option<SourceFile>, LiveFile)> {
     match backup::read_source(path)? {
         Ok(source) => {
             let live = LiveFile {
                 path: path.to_path_buf(),
                 sha256: backup::sha256_hex(&source.bytes),
+                link: None,
             };
-            Ok(Some((source, live)))
+            Ok((Some(source), live))
         }
-        Err(_) if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => Ok(None),
-        Err(skipped) => Err(TxError::Backup(BackupError::Source {
-            path: skipped.path,
-            reason: skipped.reason,
-        })),
+        Err(skipped) => match skipped.link {
+            Some(target) => Ok((
+                None,
+                LiveFile {
+                    path: path.to_path_buf(),
+                    sha256: String::new(),
+                    link: Some(target),
+                },
+            )),
+            None => Err(TxError::Backup(BackupError::Source {
+                path: skipped.path,
+                reason: skipped.reason,
+            })),
+        },
     }
+}
+
+/// Asked just before the commit point: has the user asked to stop? (The binary registers its
+/// Ctrl-C flag here.) If so, the transaction is undone instead of committed.
+static CANCEL: OnceLock<fn() -> bool> = OnceLock::new();
+
+/// Register `check`, asked just before every commit point; when it says yes, the transaction is
+/// undone and [`commit`] returns [`TxError::Cancelled`].
+pub fn cancel_when(check: fn() -> bool) {
+    let _ = CANCEL.set(check);
+}
+
+fn cancelled() -> bool {
+    CANCEL.get().is_some_and(|check| check())
 }
 
 /// Run `change` as one crash-safe transaction. The caller holds the SSH directory's lock.
 pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committed> {
-    // Look at everything first: nothing is written if any of this fails.
+    // Look at everything first: nothing is written if any of this fails, and a path that cannot
+    // be looked at is an error, never taken for one that is not there.
     let mut to_save = Vec::new();
     let mut replaced = Vec::new();
     let mut removed = Vec::new();
     let mut staged = Vec::new();
     for file in &change.new_files {
         utf8(&file.target)?;
-        if exists(&file.target) {
+        if exists(&file.target)? {
             if !file.replace {
                 return Err(TxError::Exists {
                     path: file.target.clone(),
                 });
             }
-            if let Some((source, live)) = live_source(&file.target)? {
-                to_save.push(source);
-                replaced.push(live);
-            }
+            let (source, live) = live_source(&file.target)?;
+            to_save.extend(source);
+            replaced.push(live);
         }
         let staged_path = fsio::temp_path_for(&file.target).map_err(write_err(&file.target))?;
         staged.push(Staged {
@@ -278,23 +474,39 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
             replace: file.replace,
         });
     }
-    if !change.retire.is_empty() {
-        // The retired-key record is rewritten like any new file; its content is known only once
-        // the backup set (whose name it records) exists, but its temporary name is fixed now.
-        let target = retired::retired_path(ssh_dir);
+    // The retired-key record is rewritten like any other file it replaces: its current bytes
+    // are saved in the backup set and kept, every line of them, in the new record.
+    let record = retired::retired_path(ssh_dir);
+    let record_now = retired::read_bytes(ssh_dir).map_err(|source| TxError::Look {
+        path: record.clone(),
+        source,
+    })?;
+    let retire =
+        !retired::not_yet_listed(record_now.as_deref().map(|b| b.as_slice()), &change.retire)
+            .is_empty();
+    if retire {
+        if record_now.is_some() {
+            let (source, live) = live_source(&record)?;
+            to_save.extend(source);
+            replaced.push(live);
+        }
+        // Its content is known only once the backup set (whose name it records) exists, but
+        // its temporary name is fixed now.
         staged.push(Staged {
-            staged: fsio::temp_path_for(&target).map_err(write_err(&target))?,
-            target,
+            staged: fsio::temp_path_for(&record).map_err(write_err(&record))?,
+            target: record,
             sha256: String::new(),
             replace: true,
         });
     }
     for path in &change.remove {
         utf8(path)?;
-        if let Some((source, live)) = live_source(path)? {
-            to_save.push(source);
-            removed.push(live);
+        if !exists(path)? {
+            continue;
         }
+        let (source, live) = live_source(path)?;
+        to_save.extend(source);
+        removed.push(live);
     }
     let mut journal = Journal {
         version: 1,
@@ -314,8 +526,20 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
         return Err(e);
     }
 
-    match prepare(ssh_dir, &change, &mut journal, &to_save, now) {
+    let record_bytes = record_now.as_deref().map(|b| b.as_slice());
+    match prepare(
+        ssh_dir,
+        &change,
+        &mut journal,
+        &to_save,
+        retire.then_some(record_bytes),
+        now,
+    ) {
         Ok(backup) => {
+            if cancelled() {
+                undo(ssh_dir, &journal, change.store.as_ref())?;
+                return Err(TxError::Cancelled);
+            }
             journal.phase = Phase::Committing;
             if let Err(e) = write_journal(ssh_dir, &journal) {
                 // Still before the commit point (the journal on disk says "preparing").
@@ -343,12 +567,15 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
     }
 }
 
-/// Everything before the commit point: the backup set, then every new file, complete.
+/// Everything before the commit point: the backup set, then every new file, complete. With
+/// `record` (the retired-key record's current bytes, `None` inside when there is none), the
+/// record is rewritten too.
 fn prepare(
     ssh_dir: &Path,
     change: &Change,
     journal: &mut Journal,
     to_save: &[SourceFile],
+    record: Option<Option<&[u8]>>,
     now: SystemTime,
 ) -> Result<Option<CreatedSet>> {
     let backup = match (&change.store, to_save.is_empty()) {
@@ -377,7 +604,7 @@ fn prepare(
         };
         fsio::write_new_file(&staged.staged, spec).map_err(write_err(&file.target))?;
     }
-    if !change.retire.is_empty() {
+    if let Some(current) = record {
         let set_name = backup.as_ref().map(|s| s.name.clone()).unwrap_or_default();
         let keys: Vec<RetiredKey> = change
             .retire
@@ -387,22 +614,19 @@ fn prepare(
                 ..k.clone()
             })
             .collect();
-        let record = journal
+        let staged = journal
             .staged
             .last_mut()
             .expect("the record was staged in commit");
-        let current = fsio::read_bounded(&record.target, 16 << 20).ok();
-        let text = retired::with_added(ssh_dir, &keys).unwrap_or_else(|| match current {
-            Some(Bounded::Bytes(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-            _ => String::new(),
-        });
+        let text = retired::with_added(current, &keys)
+            .unwrap_or_else(|| current.unwrap_or_default().to_vec());
         let spec = FileSpec {
-            bytes: text.as_bytes(),
+            bytes: &text,
             mode: 0o600,
             modified: None,
         };
-        fsio::write_new_file(&record.staged, spec).map_err(write_err(&record.target))?;
-        record.sha256 = backup::sha256_hex(text.as_bytes());
+        fsio::write_new_file(&staged.staged, spec).map_err(write_err(&staged.target))?;
+        staged.sha256 = backup::sha256_hex(&text);
     }
     for dir in parent_dirs(journal) {
         fsio::sync_dir(&dir).map_err(write_err(&dir))?;
@@ -438,7 +662,7 @@ fn undo(ssh_dir: &Path, journal: &Journal, store: Option<&Store>) -> Result<()> 
     }
     if let (Some(name), Some(store)) = (&journal.backup_set, store) {
         store
-            .remove_if_incomplete(name)
+            .remove_if_incomplete(name, ssh_dir)
             .map_err(write_err(&store.root().join(name)))?;
     }
     let path = journal_path(ssh_dir);
@@ -468,9 +692,13 @@ fn apply(ssh_dir: &Path, journal: &Journal) -> Result<Applied> {
         }
     }
     for staged in journal.staged.iter().filter(|s| s.replace) {
-        if exists(&staged.staged) {
+        if exists(&staged.staged)? {
             fs::rename(&staged.staged, &staged.target).map_err(write_err(&staged.target))?;
-        } else if sha_of(&staged.target).ok().flatten().as_deref() != Some(&staged.sha256) {
+        } else if sha_of(&staged.target)
+            .map_err(write_err(&staged.target))?
+            .as_deref()
+            != Some(&staged.sha256)
+        {
             return Err(TxError::Changed {
                 path: staged.target.clone(),
             });
@@ -478,9 +706,16 @@ fn apply(ssh_dir: &Path, journal: &Journal) -> Result<Applied> {
     }
     for live in &journal.removed {
         // Only what was saved is removed: a file that changed since is left alone.
-        let current = sha_of(&live.path).map_err(write_err(&live.path))?;
-        let is_link = fs::symlink_metadata(&live.path).is_ok_and(|m| m.file_type().is_symlink());
-        if current.as_deref() == Some(&live.sha256) || (is_link && current.is_none()) {
+        let remove = match &live.link {
+            Some(target) => is_link_to(&live.path, target)?,
+            None => {
+                sha_of(&live.path)
+                    .map_err(write_err(&live.path))?
+                    .as_deref()
+                    == Some(&live.sha256)
+            }
+        };
+        if remove {
             fs::remove_file(&live.path).map_err(write_err(&live.path))?;
         }
     }
@@ -516,10 +751,13 @@ fn remove_if_present(path: &Path) -> Result<()> {
 /// Give a staged file a name that must be free. Where the filesystem has no hard links, the
 /// bytes are written there with `create_new`, which cannot replace anything either.
 fn link_no_replace(staged: &Staged) -> Result<()> {
-    let ours = || sha_of(&staged.target).ok().flatten().as_deref() == Some(staged.sha256.as_str());
-    if !exists(&staged.staged) {
+    let ours = || -> Result<bool> {
+        let found = sha_of(&staged.target).map_err(write_err(&staged.target))?;
+        Ok(found.as_deref() == Some(staged.sha256.as_str()))
+    };
+    if !exists(&staged.staged)? {
         // Linked by a run killed before it removed the staged name?
-        return match ours() {
+        return match ours()? {
             true => Ok(()),
             false => Err(TxError::Changed {
                 path: staged.target.clone(),
@@ -528,11 +766,12 @@ fn link_no_replace(staged: &Staged) -> Result<()> {
     }
     match fs::hard_link(&staged.staged, &staged.target) {
         Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && ours() => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            return Err(TxError::Appeared {
-                path: staged.target.clone(),
-            });
+            if !ours()? {
+                return Err(TxError::Appeared {
+                    path: staged.target.clone(),
+                });
+            }
         }
         Err(_) => {
             let bytes = match fsio::read_bounded(&staged.staged, MAX_KEY_FILE_SIZE) {
@@ -543,14 +782,11 @@ fn link_no_replace(staged: &Staged) -> Result<()> {
                     });
                 }
             };
-            let mode = fs::metadata(&staged.staged)
-                .ok()
-                .and_then(|m| crate::inventory::unix_mode(&m))
-                .unwrap_or(0o600);
+            let meta = fs::metadata(&staged.staged).map_err(write_err(&staged.staged))?;
             let spec = FileSpec {
                 bytes: &bytes,
-                mode,
-                modified: fs::metadata(&staged.staged).and_then(|m| m.modified()).ok(),
+                mode: crate::inventory::unix_mode(&meta).unwrap_or(0o600),
+                modified: meta.modified().ok(),
             };
             match fsio::write_new_file(&staged.target, spec) {
                 Ok(()) => {}
@@ -570,8 +806,9 @@ fn link_no_replace(staged: &Staged) -> Result<()> {
 /// every staged file, then the journal: the live files are as they were.
 fn undo_links(ssh_dir: &Path, journal: &Journal) -> Result<()> {
     for staged in journal.staged.iter().filter(|s| !s.replace) {
-        let ours = sha_of(&staged.target).ok().flatten().as_deref() == Some(staged.sha256.as_str());
-        if ours && !fs::symlink_metadata(&staged.target).is_ok_and(|m| m.file_type().is_symlink()) {
+        let is_link = lstat(&staged.target)?.is_some_and(|m| m.file_type().is_symlink());
+        let found = sha_of(&staged.target).map_err(write_err(&staged.target))?;
+        if !is_link && found.as_deref() == Some(staged.sha256.as_str()) {
             remove_if_present(&staged.target)?;
         }
     }
@@ -630,6 +867,8 @@ pub struct RecoveryReport {
     pub transaction: Option<Recovered>,
     /// Backup sets left unfinished by a killed run (copies of files that are still live), removed.
     pub removed_sets: Vec<String>,
+    /// Unfinished sets kept because they hold the only copy of a file: (set, file).
+    pub kept_sets: Vec<(String, String)>,
 }
 
 impl RecoveryReport {
@@ -641,48 +880,94 @@ impl RecoveryReport {
                  keys were never changed by it)"
             ));
         }
+        for (set, file) in &self.kept_sets {
+            notes.push(format!(
+                "kept the unfinished backup set key_backup/{set}: it holds the only copy of {file}, \
+                 which is no longer live; look at it, and remove the set yourself once you have \
+                 what you need"
+            ));
+        }
         notes
     }
 }
 
 /// Finish or undo what killed keyrotate runs left behind: a transaction, unfinished backup sets,
 /// stray temporary files. The caller holds the SSH directory's lock, so nothing is in progress.
+/// A journal recovery cannot trust is refused (nothing is changed, not even the leftovers).
 pub fn recover(ssh_dir: &Path) -> Result<RecoveryReport> {
     let transaction = recover_transaction(ssh_dir)?;
-    let mut removed_sets = Vec::new();
-    if let Ok(Some(store)) = Store::open_existing(ssh_dir) {
-        for name in incomplete_sets(store.root()) {
-            if store
-                .remove_if_incomplete(&name)
-                .map_err(write_err(&store.root().join(&name)))?
+    let mut report = RecoveryReport {
+        transaction,
+        ..RecoveryReport::default()
+    };
+    // Leftovers are cleaned only where no one else can have put them.
+    if !dir_is_trusted(ssh_dir)? {
+        return Ok(report);
+    }
+    if let Some(store) = Store::open_existing(ssh_dir)? {
+        for name in incomplete_sets(store.root())? {
+            let path = store.root().join(&name);
+            match store
+                .remove_if_incomplete(&name, ssh_dir)
+                .map_err(write_err(&path))?
             {
-                removed_sets.push(name);
+                backup::Unfinished::Removed => report.removed_sets.push(name),
+                backup::Unfinished::Kept { only_copy } => report.kept_sets.push((name, only_copy)),
+                backup::Unfinished::No => {}
             }
         }
     }
     remove_stray_temporaries(ssh_dir)?;
-    Ok(RecoveryReport {
-        transaction,
-        removed_sets,
-    })
+    Ok(report)
+}
+
+/// Is `ssh_dir` ours and writable by nobody else? An error when it cannot be told.
+fn dir_is_trusted(ssh_dir: &Path) -> Result<bool> {
+    let meta = fsio::stat(ssh_dir).map_err(|source| TxError::Look {
+        path: ssh_dir.to_path_buf(),
+        source,
+    })?;
+    Ok(meta.is_some_and(|m| trusted_owner(ssh_dir, &m, "").is_ok()))
 }
 
 /// Names of sets in `root` that are unfinished: still carrying the INCOMPLETE marker, or empty.
-fn incomplete_sets(root: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(root) else {
-        return Vec::new();
+fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
+    let look = |source: io::Error| TxError::Look {
+        path: root.to_path_buf(),
+        source,
     };
-    let unfinished = |dir: &Path| {
-        dir.join(backup::INCOMPLETE_MARKER).exists()
-            || fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+    let entries = match fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(look(e)),
     };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()) && unfinished(&e.path()))
-        .filter_map(|e| e.file_name().to_str().map(str::to_string))
-        .collect();
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(look)?;
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !backup::is_set_name(&name) {
+            continue;
+        }
+        let dir = entry.path();
+        if !lstat(&dir)?.is_some_and(|m| m.is_dir()) {
+            continue;
+        }
+        let marked = exists(&dir.join(backup::INCOMPLETE_MARKER))?;
+        let empty = || -> Result<bool> {
+            let mut listing = fs::read_dir(&dir).map_err(|source| TxError::Look {
+                path: dir.clone(),
+                source,
+            })?;
+            Ok(listing.next().is_none())
+        };
+        if marked || empty()? {
+            names.push(name);
+        }
+    }
     names.sort();
-    names
+    Ok(names)
 }
 
 fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
@@ -690,7 +975,7 @@ fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
     let recovered = match journal {
         None => None,
         Some(journal) => {
-            let store = Store::open_existing(ssh_dir).ok().flatten();
+            let store = Store::open_existing(ssh_dir)?;
             match journal.phase {
                 Phase::Preparing => {
                     undo(ssh_dir, &journal, store.as_ref())?;
@@ -720,16 +1005,24 @@ fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
 /// SSH directory and the backup store. Only called with the lock held, when none can be in use.
 fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
     for dir in [ssh_dir.to_path_buf(), ssh_dir.join(backup::STORE_NAME)] {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
+        let look = |source: io::Error| TxError::Look {
+            path: dir.clone(),
+            source,
+        };
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(look(e)),
         };
         let mut removed = false;
-        for entry in entries.flatten() {
+        for entry in entries {
+            let entry = entry.map_err(look)?;
             let is_temp = entry
                 .file_name()
                 .as_encoded_bytes()
                 .starts_with(TEMP_PREFIX.as_bytes());
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            // Only regular files: a temporary name on anything else is not ours.
+            let is_file = is_temp && lstat(&entry.path())?.is_some_and(|m| m.file_type().is_file());
             if is_temp && is_file {
                 fs::remove_file(entry.path()).map_err(write_err(&entry.path()))?;
                 removed = true;
@@ -742,20 +1035,41 @@ fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether a killed keyrotate left anything behind (a journal or temporary files), so that
-/// read-only commands know to recover. Cheap: a `stat` and a directory listing.
+/// Whether a killed keyrotate left anything behind (a journal, an unfinished set or temporary
+/// files), so that read-only commands know to recover. Cheap: a `stat` and two listings. When
+/// that cannot be told, the answer is yes: recovery then reports what it cannot look at.
 pub fn needs_recovery(ssh_dir: &Path) -> bool {
-    if exists(&journal_path(ssh_dir)) {
-        return true;
-    }
-    if !incomplete_sets(&ssh_dir.join(backup::STORE_NAME)).is_empty() {
-        return true;
-    }
-    fs::read_dir(ssh_dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.file_name()
+    let journal = !matches!(fsio::lstat(&journal_path(ssh_dir)), Ok(None));
+    let sets = !matches!(incomplete_sets(&ssh_dir.join(backup::STORE_NAME)), Ok(v) if v.is_empty());
+    let temporaries = match fs::read_dir(ssh_dir) {
+        Ok(entries) => entries.into_iter().any(|e| match e {
+            Ok(e) => e
+                .file_name()
                 .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes())
-        })
-    })
+                .starts_with(TEMP_PREFIX.as_bytes()),
+            Err(_) => true,
+        }),
+        Err(_) => true,
+    };
+    journal || sets || temporaries
+}
+
+/// Is there a journal in `ssh_dir`? (For a command that must not act on it, to say so.)
+pub fn has_journal(ssh_dir: &Path) -> io::Result<bool> {
+    Ok(fsio::lstat(&journal_path(ssh_dir))?.is_some())
+}
+
+/// Is `ssh_dir` owned by the effective user? Recovery and locking write there, so a command
+/// run on another user's directory (root's admin loop) must not.
+pub fn owned_by_me(ssh_dir: &Path) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok(fsio::stat(ssh_dir)?.is_some_and(|m| m.uid() == fsio::current_uid()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ssh_dir;
+        Ok(true)
+    }
 }

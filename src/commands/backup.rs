@@ -12,7 +12,8 @@ use keyrotate::backup::{
 };
 use keyrotate::findings::Policy;
 use keyrotate::inventory;
-use keyrotate::keyfile::{PublicInfo, sanitize};
+use keyrotate::keyfile::PublicInfo;
+use keyrotate::text::sanitize;
 
 use super::Context;
 use super::plan::Plan;
@@ -26,7 +27,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
     if args.dry_run {
         return dry_run(ctx, args);
     }
-    if !ctx.ssh_dir.is_dir() {
+    if !ctx.ssh_dir_exists()? {
         if args.keys.is_empty() {
             return nothing_to_do(
                 ctx,
@@ -52,7 +53,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
 /// What `backup` would copy where; changes nothing.
 fn dry_run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
     let mut plan = Plan::new(ctx, "backup");
-    if !ctx.ssh_dir.is_dir() {
+    if !ctx.ssh_dir_exists()? {
         if !args.keys.is_empty() {
             return Err(BackupError::NoSshDir {
                 path: ctx.ssh_dir.clone(),
@@ -115,7 +116,7 @@ fn collect_sources(ssh_dir: &Path, keys: &[PathBuf]) -> Result<(Vec<SourceFile>,
                 }
             };
             for p in [private, public] {
-                if std::fs::symlink_metadata(&p).is_ok() {
+                if keyrotate::fsio::lstat(&p)?.is_some() {
                     push(p);
                 }
             }
@@ -154,7 +155,7 @@ fn resolve_key(ssh_dir: &Path, key: &Path) -> Result<PathBuf> {
     } else {
         std::path::absolute(key).unwrap_or_else(|_| key.to_path_buf())
     };
-    if std::fs::symlink_metadata(&path).is_err() {
+    if keyrotate::fsio::lstat(&path)?.is_none() {
         let available = inventory::scan(ssh_dir, &Policy::default(), SystemTime::now())
             .map(|inv| {
                 inv.keys

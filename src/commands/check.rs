@@ -9,7 +9,8 @@ use anstyle::Style;
 use anyhow::Result;
 use keyrotate::findings::{Finding, Policy, Severity};
 use keyrotate::inventory::{self, Inventory, KeyEntry, Summary};
-use keyrotate::keyfile::{Format, KeyAlgorithm, sanitize};
+use keyrotate::keyfile::{Format, KeyAlgorithm};
+use keyrotate::text::sanitize;
 use keyrotate::timefmt;
 
 use super::Context;
@@ -64,7 +65,7 @@ struct AgentKey {
 /// retired. An agent that cannot be reached is reported, never an error.
 fn agent_report(inventory: &mut Inventory, list: bool) -> Option<AgentReport> {
     let socket = keyrotate::agent::socket_from_env()?;
-    let retired = keyrotate::retired::read(&inventory.ssh_dir);
+    let retired = inventory.retired.clone();
     if !list && retired.is_empty() {
         return None;
     }

@@ -10,8 +10,8 @@ use keyrotate::backup::Store;
 use keyrotate::fsio;
 use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey, Written};
 use keyrotate::inventory::io_reason;
-use keyrotate::keyfile::sanitize;
 use keyrotate::passphrase::{Passphrase, PassphraseSource};
+use keyrotate::text::sanitize;
 
 use super::Context;
 use super::plan::{Action, Plan};
@@ -34,10 +34,10 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
         return dry_run(ctx, args, &spec, &target);
     }
     // Refuse at once, before asking for anything, if the key exists and --force was not given.
-    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
+    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir_exists()? {
         generate::check_target(&target, args.force)?;
     }
-    if args.force && ctx.ssh_dir.is_dir() {
+    if args.force && ctx.ssh_dir_exists()? {
         // A backup store that would be refused later is refused now, before anything is asked.
         Store::open_existing(&ctx.ssh_dir)?;
     }
@@ -47,8 +47,12 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
     generate::check_target(&target, args.force)?;
     let key = make_key(ctx, &spec, &passphrase)?;
     drop(passphrase);
+    // Ctrl-C before the commit point undoes the change; after it, waits for the report.
+    let critical = Critical::enter();
     let written = write(ctx, &target, &key, args.force)?;
+    critical.committed();
     print(ctx, &spec, &key, &written)?;
+    drop(critical);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -56,10 +60,10 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
 fn dry_run(ctx: &Context, args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Result<ExitCode> {
     let mut plan = Plan::new(ctx, "generate");
     plan.ssh_dir(&ctx.ssh_dir);
-    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
+    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir_exists()? {
         generate::check_target(target, args.force)?;
     }
-    if args.force && ctx.ssh_dir.is_dir() {
+    if args.force && ctx.ssh_dir_exists()? {
         Store::open_existing(&ctx.ssh_dir)?;
     }
     let public = generate::public_path_for(target);
@@ -191,7 +195,7 @@ pub fn new_passphrase(args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Res
 
 /// A missing SSH directory is created 0700 (its parent must exist).
 pub fn ensure_ssh_dir(ssh_dir: &Path) -> Result<()> {
-    if ssh_dir.is_dir() {
+    if fsio::is_dir(ssh_dir)? {
         return Ok(());
     }
     fsio::create_private_dir(ssh_dir).map_err(|e| {
@@ -229,7 +233,6 @@ fn write(ctx: &Context, target: &Path, key: &NewKey, force: bool) -> Result<Writ
         true => Some(Store::open_or_create(&ctx.ssh_dir)?),
         false => None,
     };
-    let _critical = Critical::enter();
     Ok(generate::write_new_key(&ctx.ssh_dir, target, key, store)?)
 }
 

@@ -28,6 +28,11 @@ pub struct Context {
 }
 
 impl Context {
+    /// Is there an SSH directory? An error (naming it) when that cannot be told.
+    pub fn ssh_dir_exists(&self) -> Result<bool> {
+        Ok(keyrotate::fsio::is_dir(&self.ssh_dir)?)
+    }
+
     fn new(global: &GlobalArgs) -> Result<Self> {
         Ok(Context {
             ssh_dir: resolve_ssh_dir(global.ssh_dir.as_ref())?,
@@ -63,10 +68,31 @@ pub fn lock_and_recover(ctx: &Context) -> Result<DirLock> {
 }
 
 /// For read-only commands: recover only if something was left behind and no other keyrotate is
-/// at work; never fail the command because of it.
+/// at work; never fail the command because of it. In a directory owned by someone else (root
+/// checking users' keys) nothing is written at all, not even the lock: only the owner's own
+/// keyrotate finishes what the owner's keyrotate left.
 pub fn recover_if_needed(ctx: &Context) {
-    if !ctx.ssh_dir.is_dir() || !transaction::needs_recovery(&ctx.ssh_dir) {
+    if !matches!(keyrotate::fsio::is_dir(&ctx.ssh_dir), Ok(true))
+        || !transaction::needs_recovery(&ctx.ssh_dir)
+    {
         return;
+    }
+    match transaction::owned_by_me(&ctx.ssh_dir) {
+        Ok(true) => {}
+        Ok(false) => {
+            if transaction::has_journal(&ctx.ssh_dir).unwrap_or(true) {
+                output::print_note(&format!(
+                    "{} holds a record of an interrupted keyrotate run; it belongs to another \
+                     user, so only they can finish it (by running any keyrotate command)",
+                    ctx.ssh_dir.display()
+                ));
+            }
+            return;
+        }
+        Err(e) => {
+            output::print_note(&format!("{e}"));
+            return;
+        }
     }
     match lock_and_recover(ctx) {
         Ok(_lock) => {}
@@ -76,9 +102,15 @@ pub fn recover_if_needed(ctx: &Context) {
         {
             output::print_note("another keyrotate is changing keys in this directory right now");
         }
-        Err(e) => output::print_note(&format!(
-            "could not finish an interrupted keyrotate run: {e:#}"
-        )),
+        Err(e) => {
+            let hint = e
+                .downcast_ref::<transaction::TxError>()
+                .map(|t| format!(" ({})", t.hint()))
+                .unwrap_or_default();
+            output::print_note(&format!(
+                "could not finish an interrupted keyrotate run: {e:#}{hint}"
+            ))
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 use keyrotate::backup;
-use keyrotate::keyfile::sanitize;
+use keyrotate::text::sanitize;
 use keyrotate::transaction;
 
 use super::Context;

@@ -8,8 +8,8 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 use keyrotate::backup::{self, BackupError, Store};
-use keyrotate::keyfile::sanitize;
 use keyrotate::restore::{self as restorer, Restored};
+use keyrotate::text::sanitize;
 
 use super::Context;
 use super::generate::live_files;
@@ -38,7 +38,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
         store: ctx.ssh_dir.join(backup::STORE_NAME),
         available: Vec::new(),
     };
-    if !ctx.ssh_dir.is_dir() {
+    if !ctx.ssh_dir_exists()? {
         return Err(unknown().into());
     }
     if args.dry_run {
@@ -48,11 +48,12 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     }
     let _lock = super::lock_and_recover(ctx)?;
     let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
-    let restored = {
-        let _critical = Critical::enter();
-        restorer::restore(store, &ctx.ssh_dir, &args.set, &keys, SystemTime::now())?
-    };
+    // Ctrl-C before the commit point undoes the restore; after it, waits for the report.
+    let critical = Critical::enter();
+    let restored = restorer::restore(store, &ctx.ssh_dir, &args.set, &keys, SystemTime::now())?;
+    critical.committed();
     print(ctx, &restored)?;
+    drop(critical);
     Ok(ExitCode::SUCCESS)
 }
 

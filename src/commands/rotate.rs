@@ -11,11 +11,11 @@ use keyrotate::agent::Agent;
 use keyrotate::backup::Store;
 use keyrotate::generate::{self as keygen, KeySpec, NewKey};
 use keyrotate::inventory::{io_reason, unix_mode};
-use keyrotate::keyfile::sanitize;
 use keyrotate::oldkey::{KdfLimits, Opens};
 use keyrotate::passphrase::Passphrase;
 use keyrotate::rotation::{self, OldKey};
 use keyrotate::sshconfig::{self, IdentityLine};
+use keyrotate::text::sanitize;
 use keyrotate::transaction::{self, Change, NewFile};
 use zeroize::Zeroizing;
 
@@ -84,10 +84,11 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     let config = ConfigPlan::new(ctx, args, &old, &target)?;
     let now = SystemTime::now();
     let change = plan_change(ctx, &old, &target, &key, &config, now)?;
-    let committed = {
-        let _critical = Critical::enter();
-        transaction::commit(&ctx.ssh_dir, change, now)?
-    };
+    // From here to the end of the report, Ctrl-C either undoes the change (before the commit
+    // point) or waits until the agent is updated and the report printed (after it).
+    let critical = Critical::enter();
+    let committed = transaction::commit(&ctx.ssh_dir, change, now)?;
+    critical.committed();
     let agent = update_agent(args, &old, &key, &target);
     let report = Report {
         spec: &spec,
@@ -102,6 +103,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         config: &config,
     };
     report.print(ctx)?;
+    drop(critical);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,11 +112,11 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
 fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> Result<ExitCode> {
     let mut plan = Plan::new(ctx, "rotate");
     plan.ssh_dir(&ctx.ssh_dir);
-    if ctx.ssh_dir.is_dir() {
+    if ctx.ssh_dir_exists()? {
         Store::open_existing(&ctx.ssh_dir)?;
     }
     let old = old_keys(ctx, args, target)?;
-    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir.is_dir() {
+    if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir_exists()? {
         keygen::check_target(target, true)?;
     }
     let config = ConfigPlan::new(ctx, args, &old, target)?;
@@ -332,38 +334,61 @@ impl ConfigPlan {
             let service = &args.generate.service;
             for key_type in ["rsa", "ecdsa", "ed25519", "dsa", "ecdsa_sk", "ed25519_sk"] {
                 let path = ctx.ssh_dir.join(format!("id_{key_type}_{service}"));
-                if path != target && !retiring.contains(&path) && !path.exists() {
+                let gone = keyrotate::fsio::stat(&path)?.is_none();
+                if path != target && !retiring.contains(&path) && gone {
                     retiring.push(path);
                 }
             }
         }
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        let Some(meta) = keyrotate::fsio::lstat(&path)? else {
             return Ok(plan);
         };
         if retiring.is_empty() {
             return Ok(plan);
         }
-        let text = match keyrotate::fsio::read_bounded(&path, 4 << 20) {
-            Ok(keyrotate::fsio::Bounded::Bytes(bytes)) => {
-                String::from_utf8_lossy(&bytes).into_owned()
+        // Asked to rewrite it, a config that cannot be read is an error before anything is
+        // changed: exit 0 would claim a change that was not made. Otherwise it is a note.
+        let cannot = |why: String| -> Result<ConfigPlan> {
+            if update {
+                return Err(UserError::new(
+                    format!(
+                        "cannot read {} to update its IdentityFile lines: {why}",
+                        path.display()
+                    ),
+                    "nothing was changed; make the file readable (or move it aside), or leave out \
+                     --update-config and edit its IdentityFile lines yourself after the rotation",
+                )
+                .into());
             }
-            Ok(_) => return Ok(plan),
-            Err(e) => {
-                output::print_note(&format!(
-                    "could not read {} to look for the old key's name: {}",
-                    path.display(),
-                    io_reason(&e)
+            output::print_note(&format!(
+                "could not read {} to look for the old key's name: {why}",
+                path.display()
+            ));
+            Ok(ConfigPlan {
+                path: path.clone(),
+                lines: Vec::new(),
+                new_text: None,
+                mode: 0o600,
+                not_updated: None,
+            })
+        };
+        const MAX_CONFIG: u64 = 4 << 20;
+        let (text, file_meta) = match keyrotate::fsio::read_bounded_with_metadata(&path, MAX_CONFIG)
+        {
+            Ok((keyrotate::fsio::Bounded::Bytes(bytes), file_meta)) => {
+                (String::from_utf8_lossy(&bytes).into_owned(), file_meta)
+            }
+            Ok((keyrotate::fsio::Bounded::TooLarge(len), _)) => {
+                return cannot(format!(
+                    "it is {len} bytes, over keyrotate's limit of {MAX_CONFIG} for an ssh config"
                 ));
-                return Ok(plan);
             }
+            Ok(_) => return cannot("it is not a regular file".to_string()),
+            Err(e) => return cannot(io_reason(&e)),
         };
         let home = dirs::home_dir();
         plan.lines = sshconfig::find(&text, &retiring, home.as_deref(), &ctx.ssh_dir);
-        plan.mode = std::fs::metadata(&path)
-            .ok()
-            .as_ref()
-            .and_then(unix_mode)
-            .unwrap_or(0o600);
+        plan.mode = unix_mode(&file_meta).unwrap_or(0o600);
         if update && !plan.lines.is_empty() {
             if meta.file_type().is_symlink() {
                 plan.not_updated = Some(format!(
@@ -393,20 +418,20 @@ fn plan_change(
     now: SystemTime,
 ) -> Result<Change> {
     let public = keygen::public_path_for(target);
-    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    let exists = |p: &Path| -> Result<bool> { Ok(keyrotate::fsio::lstat(p)?.is_some()) };
     let mut new_files = vec![
         NewFile {
             target: target.to_path_buf(),
             bytes: Zeroizing::new(key.private_file.as_bytes().to_vec()),
             mode: 0o600,
-            replace: exists(target),
+            replace: exists(target)?,
             modified: None,
         },
         NewFile {
             target: public.clone(),
             bytes: Zeroizing::new(key.public_file.as_bytes().to_vec()),
             mode: 0o644,
-            replace: exists(&public),
+            replace: exists(&public)?,
             modified: None,
         },
     ];

@@ -1,0 +1,143 @@
+//! The one terminal sanitiser: everything keyrotate prints that came from outside (file names,
+//! key comments, agent answers, config lines, error chains) goes through [`sanitize`] first.
+//!
+//! Escaped as Rust writes them (`\n`, `\u{202e}`) (modelled on fd's `sanitize.rs`, widened to Unicode's invisible and
+//! direction-changing characters):
+//! - C0 and C1 control characters and DEL (terminal escape sequences, line breaks, tabs);
+//! - bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), which can
+//!   make `id_rsa<RLO>bup.` print as `id_rsa.pub`, or hide a word by running it backwards;
+//! - zero-width and other invisible format characters (U+200B-U+200D, U+2060-U+2064, U+FEFF,
+//!   U+00AD, U+180E, tag characters...), which make two different names look the same;
+//! - line and paragraph separators (U+2028, U+2029) and every space other than the ASCII space
+//!   (no-break, em, ideographic...), which can fake a line break or a column.
+//!
+//! Everything else (letters of every script, emoji) is printed as it is.
+
+/// `text`, safe to print on a terminal: see the module documentation for what is escaped.
+pub fn sanitize(text: &str) -> String {
+    if !text.chars().any(needs_escape) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if needs_escape(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Would `c` change how the terminal shows the text around it, or be invisible?
+pub fn needs_escape(c: char) -> bool {
+    if c.is_control() {
+        return true;
+    }
+    matches!(
+        c as u32,
+        // Format characters (Unicode category Cf).
+        0x00AD
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x180E
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x2064
+            | 0x2066..=0x206F
+            | 0xFEFF
+            | 0xFFF9..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0001
+            | 0xE0020..=0xE007F
+            // Line and paragraph separators (Zl, Zp).
+            | 0x2028
+            | 0x2029
+            // Spaces other than U+0020 (Zs), and the Hangul fillers that render as blanks.
+            | 0x00A0
+            | 0x1680
+            | 0x2000..=0x200A
+            | 0x202F
+            | 0x205F
+            | 0x3000
+            | 0x115F
+            | 0x1160
+            | 0x3164
+            | 0xFFA0
+            // Variation selectors: invisible, and change the glyph before them.
+            | 0xFE00..=0xFE0F
+            | 0xE0100..=0xE01EF
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_control_sequences_are_escaped() {
+        assert_eq!(sanitize("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+        assert_eq!(sanitize("tab\there"), "tab\\there");
+        assert_eq!(sanitize("c1\u{9b}31m"), "c1\\u{9b}31m");
+        assert_eq!(sanitize("del\u{7f}"), "del\\u{7f}");
+    }
+
+    #[test]
+    fn bidi_overrides_cannot_reorder_a_name() {
+        // "id_rsa<RLO>bup." shows as "id_rsa.pub" on a terminal that honours bidi.
+        assert_eq!(sanitize("id_rsa\u{202e}bup."), "id_rsa\\u{202e}bup.");
+        for c in [
+            '\u{061c}', '\u{200e}', '\u{200f}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}',
+            '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        ] {
+            assert!(needs_escape(c), "{:x}", c as u32);
+        }
+    }
+
+    #[test]
+    fn invisible_and_separator_characters_are_escaped() {
+        for c in [
+            '\u{200b}',
+            '\u{200c}',
+            '\u{200d}',
+            '\u{2060}',
+            '\u{feff}',
+            '\u{00ad}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{00a0}',
+            '\u{3000}',
+            '\u{2003}',
+            '\u{e0041}',
+            '\u{fe0f}',
+        ] {
+            assert!(needs_escape(c), "{:x}", c as u32);
+            assert_eq!(
+                sanitize(&format!("a{c}b")),
+                format!("a\\u{{{:x}}}b", c as u32)
+            );
+        }
+    }
+
+    #[test]
+    fn ordinary_text_of_every_script_is_kept() {
+        for text in [
+            "plain ünïcode",
+            "alice@laptop",
+            "日本語のコメント",
+            "مفتاح",
+            "ключ 🔑",
+            "a b",
+        ] {
+            assert_eq!(sanitize(text), text);
+        }
+    }
+}
