@@ -472,8 +472,9 @@ impl Store {
 
     /// Remove set `name` if (and only if) it is unfinished (marked incomplete, or still empty:
     /// killed between its `mkdir` and its marker) and holds nothing that is not also live in
-    /// `live_dir`: a set interrupted while being written holds copies of live files, but if one
-    /// of those is gone since (or changed), the set holds its only copy, and is kept.
+    /// `live_dir`: a set interrupted while being written holds copies (perhaps cut short) of
+    /// live files, but if one of those is gone since (or changed), the set holds its only copy,
+    /// and is kept.
     pub fn remove_if_incomplete(&self, name: &str, live_dir: &Path) -> io::Result<Unfinished> {
         let dir = self.root.join(name);
         if parse_set_name(OsStr::new(name)).is_none() {
@@ -502,7 +503,7 @@ impl Store {
                 true => self.root.join(n),
                 false => live_dir.join(n),
             };
-            if !same_bytes(&dir.join(n), &live)? {
+            if !copy_of_live(&dir.join(n), &live)? {
                 return Ok(Unfinished::Kept {
                     only_copy: n.to_string_lossy().into_owned(),
                 });
@@ -589,8 +590,9 @@ pub enum Unfinished {
     Kept { only_copy: String },
 }
 
-/// Do two regular files hold the same bytes? (A copy and the live file it was made from.)
-fn same_bytes(copy: &Path, live: &Path) -> io::Result<bool> {
+/// Is `copy` the live file's bytes, or the start of them (a copy cut short by a crash: it is
+/// written in one go, so what is there is a prefix)? Then the live file holds all it holds.
+fn copy_of_live(copy: &Path, live: &Path) -> io::Result<bool> {
     let read = |path: &Path| match fsio::read_bounded(path, MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => Ok(Some(bytes)),
         Ok(_) => Ok(None),
@@ -602,7 +604,7 @@ fn same_bytes(copy: &Path, live: &Path) -> io::Result<bool> {
         return Ok(false);
     }
     match (read(copy)?, read(live)?) {
-        (Some(a), Some(b)) => Ok(a == b),
+        (Some(copy), Some(live)) => Ok(live.starts_with(&copy)),
         _ => Ok(false),
     }
 }

@@ -132,7 +132,8 @@ pub enum TxError {
     Unfinished { reason: String },
     #[error("{} appeared while keyrotate was writing, so it was left alone and nothing was changed", .path.display())]
     Appeared { path: PathBuf },
-    #[error("cannot look at {}: {source}", .path.display())]
+    /// `source` names the path already ("cannot look at PATH: ...").
+    #[error("{source}")]
     Look {
         path: PathBuf,
         #[source]
@@ -384,6 +385,14 @@ fn lstat(path: &Path) -> Result<Option<fs::Metadata>> {
     })
 }
 
+/// An I/O error met while looking at `path`, named.
+fn look_err(path: &Path) -> impl Fn(io::Error) -> TxError + '_ {
+    move |e| TxError::Look {
+        path: path.to_path_buf(),
+        source: fsio::naming("cannot look at", path, e),
+    }
+}
+
 fn exists(path: &Path) -> Result<bool> {
     Ok(lstat(path)?.is_some())
 }
@@ -392,10 +401,7 @@ fn exists(path: &Path) -> Result<bool> {
 fn is_link_to(path: &Path, target: &Path) -> Result<bool> {
     match lstat(path)? {
         Some(meta) if meta.file_type().is_symlink() => {
-            let now = fs::read_link(path).map_err(|source| TxError::Look {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            let now = fs::read_link(path).map_err(look_err(path))?;
             Ok(now == target)
         }
         _ => Ok(false),
@@ -932,10 +938,7 @@ fn dir_is_trusted(ssh_dir: &Path) -> Result<bool> {
 
 /// Names of sets in `root` that are unfinished: still carrying the INCOMPLETE marker, or empty.
 fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
-    let look = |source: io::Error| TxError::Look {
-        path: root.to_path_buf(),
-        source,
-    };
+    let look = look_err(root);
     let entries = match fs::read_dir(root) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -943,7 +946,7 @@ fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(look)?;
+        let entry = entry.map_err(&look)?;
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
@@ -956,10 +959,7 @@ fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
         }
         let marked = exists(&dir.join(backup::INCOMPLETE_MARKER))?;
         let empty = || -> Result<bool> {
-            let mut listing = fs::read_dir(&dir).map_err(|source| TxError::Look {
-                path: dir.clone(),
-                source,
-            })?;
+            let mut listing = fs::read_dir(&dir).map_err(look_err(&dir))?;
             Ok(listing.next().is_none())
         };
         if marked || empty()? {
@@ -1005,10 +1005,7 @@ fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
 /// SSH directory and the backup store. Only called with the lock held, when none can be in use.
 fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
     for dir in [ssh_dir.to_path_buf(), ssh_dir.join(backup::STORE_NAME)] {
-        let look = |source: io::Error| TxError::Look {
-            path: dir.clone(),
-            source,
-        };
+        let look = look_err(&dir);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -1016,7 +1013,7 @@ fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
         };
         let mut removed = false;
         for entry in entries {
-            let entry = entry.map_err(look)?;
+            let entry = entry.map_err(&look)?;
             let is_temp = entry
                 .file_name()
                 .as_encoded_bytes()
@@ -1052,6 +1049,12 @@ pub fn needs_recovery(ssh_dir: &Path) -> bool {
         Err(_) => true,
     };
     journal || sets || temporaries
+}
+
+/// Read and validate the journal without acting on it (nor taking the lock): a read-only
+/// command uses this to refuse an untrusted journal without writing anything, not even a lock.
+pub fn check_journal(ssh_dir: &Path) -> Result<()> {
+    read_journal(ssh_dir).map(|_| ())
 }
 
 /// Is there a journal in `ssh_dir`? (For a command that must not act on it, to say so.)

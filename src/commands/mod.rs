@@ -94,7 +94,9 @@ pub fn recover_if_needed(ctx: &Context) {
             return;
         }
     }
-    match lock_and_recover(ctx) {
+    // A journal recovery would refuse is reported before the lock is even taken.
+    let checked = transaction::check_journal(&ctx.ssh_dir).map_err(anyhow::Error::from);
+    match checked.and_then(|()| lock_and_recover(ctx)) {
         Ok(_lock) => {}
         Err(e)
             if e.downcast_ref::<LockError>()
