@@ -954,7 +954,8 @@ fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
             continue;
         }
         let dir = entry.path();
-        if !lstat(&dir)?.is_some_and(|m| m.is_dir()) {
+        // The type comes with the directory entry on most filesystems: no syscall.
+        if !entry.file_type().map_err(&look)?.is_dir() {
             continue;
         }
         let marked = exists(&dir.join(backup::INCOMPLETE_MARKER))?;
