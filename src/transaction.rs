@@ -483,10 +483,13 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
     // The retired-key record is rewritten like any other file it replaces: its current bytes
     // are saved in the backup set and kept, every line of them, in the new record.
     let record = retired::retired_path(ssh_dir);
-    let record_now = retired::read_bytes(ssh_dir).map_err(|source| TxError::Look {
-        path: record.clone(),
-        source,
-    })?;
+    let record_now = match change.retire.is_empty() {
+        true => None,
+        false => retired::read_bytes(ssh_dir).map_err(|source| TxError::Look {
+            path: record.clone(),
+            source,
+        })?,
+    };
     let retire =
         !retired::not_yet_listed(record_now.as_deref().map(|b| b.as_slice()), &change.retire)
             .is_empty();

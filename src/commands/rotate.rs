@@ -126,6 +126,11 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
     if config.new_text.is_some() {
         replaced.push(config.path.clone());
     }
+    // The retired-key record is saved before it is rewritten, as the real run does.
+    let record = keyrotate::retired::retired_path(&ctx.ssh_dir);
+    if old.iter().any(|k| k.fingerprint().is_some()) {
+        replaced.push(record.clone());
+    }
     let saved = live_files(&[replaced, remove.clone()].concat());
     plan.backup(&ctx.ssh_dir, &saved, SystemTime::now());
     new_pair_steps(&mut plan, spec, target);
@@ -143,7 +148,6 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
             "out of the live directory; its copy stays in the backup set",
         );
     }
-    let record = keyrotate::retired::retired_path(&ctx.ssh_dir);
     for k in &old {
         let what = match k.fingerprint() {
             Some(fp) => format!(
