@@ -484,9 +484,7 @@ impl Store {
             Some(meta) if meta.is_dir() => {}
             _ => return Ok(Unfinished::No),
         }
-        let names: Vec<OsString> = fs::read_dir(&dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()?;
+        let names: Vec<OsString> = fsio::list_dir(&dir)?.into_iter().map(|e| e.name).collect();
         if names.is_empty() {
             fs::remove_dir(&dir)?;
             fsio::sync_dir(&self.root)?;
@@ -524,10 +522,8 @@ impl Store {
     pub fn list(&self) -> Result<Listing> {
         let mut sets = Vec::new();
         let mut loose = Vec::new();
-        for entry in fs::read_dir(&self.root).map_err(read_err(&self.root))? {
-            let entry = entry.map_err(read_err(&self.root))?;
-            let name = entry.file_name();
-            let path = entry.path();
+        for entry in fsio::list_dir(&self.root).map_err(read_err(&self.root))? {
+            let (name, path) = (entry.name, entry.path);
             let is_dir = fsio::lstat(&path)
                 .map_err(read_err(&path))?
                 .is_some_and(|m| m.is_dir());
@@ -843,9 +839,8 @@ fn inspect_set(dir: &Path) -> Result<SetInfo> {
     };
     let expected: BTreeMap<OsString, String> = listed.into_iter().collect();
     let mut present: Vec<OsString> = Vec::new();
-    for entry in fs::read_dir(dir).map_err(read_err(dir))? {
-        let entry = entry.map_err(read_err(dir))?;
-        let n = entry.file_name();
+    for entry in fsio::list_dir(dir).map_err(read_err(dir))? {
+        let n = entry.name;
         if n != SUMS_NAME && n != INCOMPLETE_MARKER {
             present.push(n);
         }

@@ -46,6 +46,88 @@ pub fn naming(what: &str, path: &Path, e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("{what} {}: {reason}", path.display()))
 }
 
+/// What a directory entry is, as the listing says (no extra syscall); `Unknown` where the
+/// filesystem does not say (then `lstat` it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+    Unknown,
+}
+
+/// One entry of [`list_dir`].
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub name: OsString,
+    pub path: PathBuf,
+    pub kind: Kind,
+}
+
+/// Every entry of the directory `path` (not `.` and `..`), in the order the filesystem gives.
+///
+/// Not `std::fs::read_dir`: its `ReadDir` panics when dropped if `closedir` fails (EIO on a
+/// flaky NFS home), and a panic is never an answer. Here the directory is read to its end and
+/// closed by rustix, whose close errors are ignored (the listing is already complete); every
+/// other error is returned (callers name the directory).
+pub fn list_dir(path: &Path) -> io::Result<Vec<Entry>> {
+    let named = |e: io::Error| e;
+    #[cfg(unix)]
+    {
+        use rustix::fs::{Dir, FileType, Mode, OFlags};
+        use std::os::unix::ffi::OsStrExt;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .map_err(|e| named(e.into()))?;
+        let dir = Dir::new(fd).map_err(|e| named(e.into()))?;
+        let mut out = Vec::new();
+        for entry in dir {
+            let entry = entry.map_err(|e| named(e.into()))?;
+            let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
+            if name == "." || name == ".." {
+                continue;
+            }
+            let kind = match entry.file_type() {
+                FileType::RegularFile => Kind::File,
+                FileType::Directory => Kind::Dir,
+                FileType::Symlink => Kind::Symlink,
+                FileType::Unknown => Kind::Unknown,
+                _ => Kind::Other,
+            };
+            out.push(Entry {
+                name: name.to_os_string(),
+                path: path.join(name),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+    #[cfg(not(unix))]
+    {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(path).map_err(named)? {
+            let entry = entry.map_err(named)?;
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_symlink() => Kind::Symlink,
+                Ok(t) if t.is_file() => Kind::File,
+                Ok(t) if t.is_dir() => Kind::Dir,
+                Ok(_) => Kind::Other,
+                Err(_) => Kind::Unknown,
+            };
+            out.push(Entry {
+                name: entry.file_name(),
+                path: entry.path(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// The outcome of a bounded read.
 #[derive(Debug)]
 pub enum Bounded {

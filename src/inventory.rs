@@ -270,13 +270,11 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
     }
 
     let mut names = Vec::new();
-    for entry in fs::read_dir(ssh_dir).map_err(read_err)? {
-        let entry = entry.map_err(read_err)?;
-        let name = entry.file_name();
-        if !is_excluded_name(&name) {
+    for entry in fsio::list_dir(ssh_dir).map_err(read_err)? {
+        if !is_excluded_name(&entry.name) {
             // The type comes with the directory entry on most filesystems: no syscall.
-            let regular = entry.file_type().is_ok_and(|t| t.is_file());
-            names.push((name, entry.path(), regular));
+            let regular = entry.kind == fsio::Kind::File;
+            names.push((entry.name, entry.path, regular));
         }
     }
     // Reading and parsing is most of the work: spread it over the cores.

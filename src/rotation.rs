@@ -1,7 +1,6 @@
 //! `rotate`'s view of the SSH directory: the live key pairs that belong to a service
 //! (`id_*_<service>`, or one named file), and what it takes to retire them.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -152,20 +151,23 @@ pub fn key_at(private_path: &Path) -> io::Result<Option<OldKey>> {
 pub fn service_keys(ssh_dir: &Path, service: &str) -> io::Result<Vec<OldKey>> {
     let suffix = format!("_{service}");
     let mut privates: Vec<PathBuf> = Vec::new();
-    let entries = match fs::read_dir(ssh_dir) {
+    let entries = match fsio::list_dir(ssh_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(naming(ssh_dir)(e)),
     };
     for entry in entries {
-        let entry = entry.map_err(naming(ssh_dir))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+        let Some(name) = entry.name.to_str().map(str::to_string) else {
             continue;
         };
         let stem = name.strip_suffix(".pub").unwrap_or(&name);
         let matches =
             stem.starts_with("id_") && stem.ends_with(&suffix) && stem.len() > 3 + suffix.len();
-        let is_dir = entry.file_type().map_err(naming(&entry.path()))?.is_dir();
+        let is_dir = match entry.kind {
+            fsio::Kind::Dir => true,
+            fsio::Kind::Unknown => fsio::lstat(&entry.path)?.is_some_and(|m| m.is_dir()),
+            _ => false,
+        };
         if matches && !is_dir {
             let private = ssh_dir.join(stem);
             if !privates.contains(&private) {
@@ -186,6 +188,7 @@ pub fn service_keys(ssh_dir: &Path, service: &str) -> io::Result<Vec<OldKey>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn finds_every_pair_of_the_service_and_nothing_else() {

@@ -942,30 +942,31 @@ fn dir_is_trusted(ssh_dir: &Path) -> Result<bool> {
 /// Names of sets in `root` that are unfinished: still carrying the INCOMPLETE marker, or empty.
 fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
     let look = look_err(root);
-    let entries = match fs::read_dir(root) {
+    let entries = match fsio::list_dir(root) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(look(e)),
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(&look)?;
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+        let Some(name) = entry.name.to_str().map(str::to_string) else {
             continue;
         };
         if !backup::is_set_name(&name) {
             continue;
         }
-        let dir = entry.path();
-        // The type comes with the directory entry on most filesystems: no syscall.
-        if !entry.file_type().map_err(&look)?.is_dir() {
+        let dir = entry.path;
+        let is_dir = match entry.kind {
+            fsio::Kind::Dir => true,
+            fsio::Kind::Unknown => lstat(&dir)?.is_some_and(|m| m.is_dir()),
+            _ => false,
+        };
+        if !is_dir {
             continue;
         }
         let marked = exists(&dir.join(backup::INCOMPLETE_MARKER))?;
-        let empty = || -> Result<bool> {
-            let mut listing = fs::read_dir(&dir).map_err(look_err(&dir))?;
-            Ok(listing.next().is_none())
-        };
+        let empty =
+            || -> Result<bool> { Ok(fsio::list_dir(&dir).map_err(look_err(&dir))?.is_empty()) };
         if marked || empty()? {
             names.push(name);
         }
@@ -1010,22 +1011,21 @@ fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
 fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
     for dir in [ssh_dir.to_path_buf(), ssh_dir.join(backup::STORE_NAME)] {
         let look = look_err(&dir);
-        let entries = match fs::read_dir(&dir) {
+        let entries = match fsio::list_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(look(e)),
         };
         let mut removed = false;
         for entry in entries {
-            let entry = entry.map_err(&look)?;
             let is_temp = entry
-                .file_name()
+                .name
                 .as_encoded_bytes()
                 .starts_with(TEMP_PREFIX.as_bytes());
             // Only regular files: a temporary name on anything else is not ours.
-            let is_file = is_temp && lstat(&entry.path())?.is_some_and(|m| m.file_type().is_file());
+            let is_file = is_temp && lstat(&entry.path)?.is_some_and(|m| m.file_type().is_file());
             if is_temp && is_file {
-                fs::remove_file(entry.path()).map_err(write_err(&entry.path()))?;
+                fs::remove_file(&entry.path).map_err(write_err(&entry.path))?;
                 removed = true;
             }
         }
@@ -1042,13 +1042,11 @@ fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
 pub fn needs_recovery(ssh_dir: &Path) -> bool {
     let journal = !matches!(fsio::lstat(&journal_path(ssh_dir)), Ok(None));
     let sets = !matches!(incomplete_sets(&ssh_dir.join(backup::STORE_NAME)), Ok(v) if v.is_empty());
-    let temporaries = match fs::read_dir(ssh_dir) {
-        Ok(entries) => entries.into_iter().any(|e| match e {
-            Ok(e) => e
-                .file_name()
+    let temporaries = match fsio::list_dir(ssh_dir) {
+        Ok(entries) => entries.iter().any(|e| {
+            e.name
                 .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes()),
-            Err(_) => true,
+                .starts_with(TEMP_PREFIX.as_bytes())
         }),
         Err(_) => true,
     };
