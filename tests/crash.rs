@@ -18,17 +18,6 @@ use common::*;
 
 const SYSCALLS: &[&str] = &["write", "fsync", "rename", "linkat", "unlink", "mkdir"];
 
-fn opens(key: &Path, passphrase: &str) -> Option<String> {
-    let out = Command::new("ssh-keygen")
-        .args(["-y", "-P", passphrase, "-f"])
-        .arg(key)
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| key_part(&String::from_utf8(out.stdout).unwrap()))
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Old,
@@ -84,7 +73,7 @@ impl Expect<'_> {
             self.new_private.exists() && new_pub.exists(),
             "{what}: neither wholly old nor wholly new"
         );
-        let derived = opens(&self.new_private, NEW);
+        let derived = opens_as(&self.new_private, NEW);
         assert_eq!(
             derived.as_deref(),
             Some(key_part(&fs::read_to_string(&new_pub).unwrap()).as_str()),

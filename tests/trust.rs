@@ -21,18 +21,6 @@ use std::process::{Command, Output};
 use common::openssh::Agent;
 use common::*;
 
-/// The public key `ssh-keygen -y` derives from `key` with `passphrase`, if it opens.
-fn opens(key: &Path, passphrase: &str) -> Option<String> {
-    let out = Command::new("ssh-keygen")
-        .args(["-y", "-P", passphrase, "-f"])
-        .arg(key)
-        .output()
-        .unwrap();
-    out.status
-        .success()
-        .then(|| key_part(&String::from_utf8(out.stdout).unwrap()))
-}
-
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -122,14 +110,14 @@ fn an_eio_on_the_stat_of_the_key_never_replaces_it_unsaved() {
                         // Success is true: the new key is live and the old one was saved.
                         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
                         let private = Path::new(doc["private_key"].as_str().unwrap());
-                        assert!(opens(private, NEW).is_some(), "{what}");
+                        assert!(opens_as(private, NEW).is_some(), "{what}");
                         assert!(in_verified_set(&ssh, &old), "{what}: said saved, was not");
                     }
                     Some(2) => {
                         failed += 1;
                         assert_eq!(live, old, "{what}: failed, yet the key changed");
                         assert_eq!(
-                            opens(&ssh.join("id_ed25519_jasmin"), PASSPHRASE),
+                            opens_as(&ssh.join("id_ed25519_jasmin"), PASSPHRASE),
                             Some(old_pub.clone())
                         );
                         assert!(stderr(&out).contains("hint: "), "{what}");
@@ -300,19 +288,7 @@ fn a_retired_record_keyrotate_does_not_recognise_is_saved_and_kept() {
     let notes = "my own notes: the laptop key went in the river\nno newline at the end";
     fs::write(store.join("RETIRED"), notes).unwrap();
     set_mode(&store.join("RETIRED"), 0o600);
-    let out = keyrotate(&ssh)
-        .args([
-            "rotate",
-            "-t",
-            "ed25519",
-            "--no-agent",
-            "--json",
-            "--passphrase-file",
-        ])
-        .arg(pass_file(tmp.path(), "new", NEW))
-        .output()
-        .unwrap();
-    let doc = json_ok(&out);
+    let doc = rotate_to_ed25519(&ssh, tmp.path());
     let record = fs::read_to_string(store.join("RETIRED")).unwrap();
     assert!(record.starts_with(notes), "{record}");
     assert!(record.contains("SHA256:"), "{record}");
@@ -418,25 +394,13 @@ fn a_service_key_that_is_a_dangling_or_device_symlink_is_retired_not_left_live()
             ssh.join("id_rsa_jasmin.pub"),
         )
         .unwrap();
-        let out = keyrotate(&ssh)
-            .args([
-                "rotate",
-                "-t",
-                "ed25519",
-                "--no-agent",
-                "--json",
-                "--passphrase-file",
-            ])
-            .arg(pass_file(tmp.path(), "new", NEW))
-            .output()
-            .unwrap();
-        let doc = json_ok(&out);
+        let doc = rotate_to_ed25519(&ssh, tmp.path());
         assert!(
             fs::symlink_metadata(ssh.join("id_rsa_jasmin")).is_err(),
             "{target}: the link survived the rotation"
         );
         assert!(!ssh.join("id_rsa_jasmin.pub").exists(), "{target}");
-        assert!(opens(&ssh.join("id_ed25519_jasmin"), NEW).is_some());
+        assert!(opens_as(&ssh.join("id_ed25519_jasmin"), NEW).is_some());
         assert!(
             doc["retired"].to_string().contains("id_rsa_jasmin"),
             "{doc}"
@@ -542,7 +506,7 @@ fn ctrl_c_before_the_commit_point_undoes_and_after_it_finishes_the_report() {
                 let line = doc["public_key_line"].as_str().unwrap();
                 let new = ssh.join("id_ed25519_jasmin");
                 assert_eq!(
-                    opens(&new, NEW).as_deref(),
+                    opens_as(&new, NEW).as_deref(),
                     Some(key_part(line).as_str()),
                     "{what}"
                 );

@@ -493,3 +493,34 @@ pub fn tree_snapshot(dir: &Path) -> Vec<String> {
         .map(|p| describe(&p))
         .collect()
 }
+
+/// The `type base64` public key `ssh-keygen -y` derives from `key` with `passphrase`, if it
+/// opens.
+pub fn opens_as(key: &Path, passphrase: &str) -> Option<String> {
+    let out = Command::new("ssh-keygen")
+        .args(["-y", "-P", passphrase, "-f"])
+        .arg(key)
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| key_part(&String::from_utf8(out.stdout).unwrap()))
+}
+
+/// `rotate -t ed25519 --no-agent --json` of the service's key, with the passphrase [`NEW`]
+/// (from a file in `tmp`); its JSON document (exit 0 required).
+pub fn rotate_to_ed25519(ssh: &Path, tmp: &Path) -> serde_json::Value {
+    let out = keyrotate(ssh)
+        .args([
+            "rotate",
+            "-t",
+            "ed25519",
+            "--no-agent",
+            "--json",
+            "--passphrase-file",
+        ])
+        .arg(pass_file(tmp, "new", NEW))
+        .output()
+        .unwrap();
+    json_ok(&out)
+}
