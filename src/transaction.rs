@@ -140,7 +140,13 @@ pub enum TxError {
         source: io::Error,
     },
     #[error("keyrotate will not act on the journal {}: {reason}", .path.display())]
-    Untrusted { path: PathBuf, reason: String },
+    Untrusted {
+        path: PathBuf,
+        reason: String,
+        /// Refused for its owner or mode (or its directory's), not for what it says: if it is
+        /// the user's own, making both private lets recovery finish it.
+        permissions: Option<PathBuf>,
+    },
     #[error("interrupted before the change was committed: it was undone, and nothing was changed")]
     Cancelled,
 }
@@ -161,9 +167,10 @@ impl TxError {
                 "something else is changing your keys; let it finish, then run again".to_string()
             }
             TxError::Journal { path, .. } => format!(
-                "look at {} (a record of an interrupted keyrotate run); your keys are in \
-                 key_backup/ (`keyrotate backup --list`)",
-                path.display()
+                "nothing was changed. Look at {p} (a record of an interrupted keyrotate run); your \
+                 keys are in key_backup/ (`keyrotate backup --list`). Once you have what you need, \
+                 remove it (`rm {p}`)",
+                p = crate::findings::shell_path(path)
             ),
             TxError::NonUtf8 { .. } => {
                 "rename the file to a UTF-8 name, then run again".to_string()
@@ -177,6 +184,18 @@ impl TxError {
             TxError::Look { .. } => "nothing was changed; check the disk and the file's \
                  permissions (`ls -l`), then run again"
                 .to_string(),
+            TxError::Untrusted {
+                path,
+                permissions: Some(dir),
+                ..
+            } => format!(
+                "nothing was changed. If this is your own interrupted keyrotate run, make the \
+                 directory and the journal yours and private (`chmod 700 {d}; chmod 600 {p}`) and \
+                 run again: it will be finished. If you did not run keyrotate here, someone else \
+                 may have planted it: read it (`cat {p}`), then remove it (`rm {p}`)",
+                p = crate::findings::shell_path(path),
+                d = crate::findings::shell_path(dir)
+            ),
             TxError::Untrusted { path, .. } => format!(
                 "nothing was changed. If you did not run keyrotate here yourself, someone else may \
                  have planted it: read it (`cat {p}`), and once you are sure no keyrotate of yours \
@@ -224,6 +243,12 @@ fn read_journal(ssh_dir: &Path) -> Result<Option<Journal>> {
     let untrusted = |reason: String| TxError::Untrusted {
         path: path.clone(),
         reason,
+        permissions: None,
+    };
+    let not_private = |reason: String| TxError::Untrusted {
+        path: path.clone(),
+        reason,
+        permissions: Some(ssh_dir.to_path_buf()),
     };
     let Some(meta) = lstat(&path)? else {
         return Ok(None);
@@ -231,14 +256,14 @@ fn read_journal(ssh_dir: &Path) -> Result<Option<Journal>> {
     if !meta.file_type().is_file() {
         return Err(untrusted("it is not a regular file".to_string()));
     }
-    trusted_owner(&path, &meta, "it").map_err(untrusted)?;
+    trusted_owner(&path, &meta, "it").map_err(not_private)?;
     let dir_meta = fsio::stat(ssh_dir)
         .map_err(|source| TxError::Look {
             path: ssh_dir.to_path_buf(),
             source,
         })?
         .ok_or_else(|| untrusted("its SSH directory is gone".to_string()))?;
-    trusted_owner(ssh_dir, &dir_meta, "the SSH directory").map_err(untrusted)?;
+    trusted_owner(ssh_dir, &dir_meta, "the SSH directory").map_err(not_private)?;
     let bytes = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => bytes,
         Ok(_) => return Err(untrusted("it is not a regular file".to_string())),
