@@ -622,11 +622,15 @@ pub fn check_names(files: &[SourceFile]) -> Result<()> {
 
 /// The name a set made at `now` would get in `ssh_dir`'s store (for `--dry-run`): the timestamp,
 /// with `-2`, `-3`... if that name is taken.
-pub fn next_set_name(ssh_dir: &Path, now: SystemTime) -> String {
+pub fn next_set_name(ssh_dir: &Path, now: SystemTime) -> io::Result<String> {
     let stamp = set_timestamp(now);
     let root = ssh_dir.join(STORE_NAME);
-    let free = set_names(&stamp).find(|name| fs::symlink_metadata(root.join(name)).is_err());
-    free.unwrap_or(stamp)
+    for name in set_names(&stamp) {
+        if fsio::lstat(&root.join(&name))?.is_none() {
+            return Ok(name);
+        }
+    }
+    Ok(stamp)
 }
 
 /// The names a set made at `stamp` may take, in order: `<stamp>`, `<stamp>-2`, `<stamp>-3`...

@@ -67,7 +67,7 @@ fn dry_run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
     let (sources, skipped) = collect_sources(&ctx.ssh_dir, &args.keys)?;
     backup::check_names(&sources)?;
     let files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
-    plan.backup(&ctx.ssh_dir, &files, SystemTime::now());
+    plan.backup(&ctx.ssh_dir, &files, SystemTime::now())?;
     if files.is_empty() {
         plan.note("there are no keys in the SSH directory");
     }

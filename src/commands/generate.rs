@@ -59,7 +59,7 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
 /// What `generate` would do; refuses what the real run refuses, asks for nothing, changes nothing.
 fn dry_run(ctx: &Context, args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Result<ExitCode> {
     let mut plan = Plan::new(ctx, "generate");
-    plan.ssh_dir(&ctx.ssh_dir);
+    plan.ssh_dir(&ctx.ssh_dir)?;
     if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir_exists()? {
         generate::check_target(target, args.force)?;
     }
@@ -67,42 +67,47 @@ fn dry_run(ctx: &Context, args: &GenerateArgs, spec: &KeySpec, target: &Path) ->
         Store::open_existing(&ctx.ssh_dir)?;
     }
     let public = generate::public_path_for(target);
-    let live = live_files(&[target.to_path_buf(), public.clone()]);
-    plan.backup(&ctx.ssh_dir, &live, SystemTime::now());
-    new_pair_steps(&mut plan, spec, target);
+    let live = live_files(&[target.to_path_buf(), public.clone()])?;
+    plan.backup(&ctx.ssh_dir, &live, SystemTime::now())?;
+    new_pair_steps(&mut plan, spec, target)?;
     plan.note(passphrase_note(args));
     plan.print(ctx)
 }
 
 /// The files of `paths` that exist with content to save (a dangling link has none).
-pub fn live_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    paths
-        .iter()
-        .filter(|p| std::fs::metadata(p).is_ok())
-        .cloned()
-        .collect()
+pub fn live_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut live = Vec::new();
+    for path in paths {
+        if fsio::stat(path)?.is_some() {
+            live.push(path.clone());
+        }
+    }
+    Ok(live)
 }
 
 /// The plan's steps writing the new pair at `target`.
-pub fn new_pair_steps(plan: &mut Plan, spec: &KeySpec, target: &Path) {
+pub fn new_pair_steps(plan: &mut Plan, spec: &KeySpec, target: &Path) -> Result<()> {
     let public = generate::public_path_for(target);
-    let action = |p: &Path| match std::fs::symlink_metadata(p).is_ok() {
-        true => Action::Replace,
-        false => Action::Create,
+    let action = |p: &Path| -> Result<Action> {
+        Ok(match fsio::lstat(p)?.is_some() {
+            true => Action::Replace,
+            false => Action::Create,
+        })
     };
     let format = match spec.format {
         KeyFormat::Openssh => "OpenSSH format",
         KeyFormat::Pem => "PEM format",
     };
     plan.step(
-        action(target),
+        action(target)?,
         target,
         format!(
             "the new private key: {}, {format}, passphrase-protected, mode 0600",
             spec.describe()
         ),
     );
-    plan.step(action(&public), &public, "its public key, mode 0644");
+    plan.step(action(&public)?, &public, "its public key, mode 0644");
+    Ok(())
 }
 
 /// Where the passphrase would come from (a dry run never asks for it).

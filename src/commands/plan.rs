@@ -83,7 +83,9 @@ impl Plan {
             steps: Vec::new(),
             notes: Vec::new(),
         };
-        if ctx.ssh_dir.is_dir() && transaction::needs_recovery(&ctx.ssh_dir) {
+        if keyrotate::fsio::is_dir(&ctx.ssh_dir).unwrap_or(true)
+            && transaction::needs_recovery(&ctx.ssh_dir)
+        {
             plan.note(
                 "an interrupted keyrotate run was found: the real command would first finish or \
                  undo it, which can change what is live",
@@ -106,22 +108,23 @@ impl Plan {
     }
 
     /// `mkdir` of a missing SSH directory (0700), as generate and rotate would do it.
-    pub fn ssh_dir(&mut self, ssh_dir: &Path) {
-        if !ssh_dir.is_dir() {
+    pub fn ssh_dir(&mut self, ssh_dir: &Path) -> Result<()> {
+        if !keyrotate::fsio::is_dir(ssh_dir)? {
             self.step(Action::CreateDir, ssh_dir, "the SSH directory, mode 0700");
         }
+        Ok(())
     }
 
     /// Copies of `files` into the new backup set a run at `now` would make (nothing when empty).
-    pub fn backup(&mut self, ssh_dir: &Path, files: &[PathBuf], now: SystemTime) {
+    pub fn backup(&mut self, ssh_dir: &Path, files: &[PathBuf], now: SystemTime) -> Result<()> {
         if files.is_empty() {
-            return;
+            return Ok(());
         }
         let store = ssh_dir.join(backup::STORE_NAME);
-        if !store.exists() {
+        if keyrotate::fsio::lstat(&store)?.is_none() {
             self.step(Action::CreateDir, &store, "the backup store, mode 0700");
         }
-        let set = store.join(backup::next_set_name(ssh_dir, now));
+        let set = store.join(backup::next_set_name(ssh_dir, now)?);
         self.step(
             Action::CreateDir,
             &set,
@@ -140,6 +143,7 @@ impl Plan {
                 detail: String::new(),
             });
         }
+        Ok(())
     }
 
     pub fn print(&self, ctx: &Context) -> Result<ExitCode> {

@@ -67,7 +67,7 @@ fn dry_run(ctx: &Context, restore: &backup::RestorePlan) -> Result<ExitCode> {
         .filter(|i| i.replaces && !i.unchanged)
         .map(|i| i.to.clone())
         .collect();
-    plan.backup(&ctx.ssh_dir, &live_files(&replaced), SystemTime::now());
+    plan.backup(&ctx.ssh_dir, &live_files(&replaced)?, SystemTime::now())?;
     for item in &restore.items {
         let from = format!("from {}", item.from.to_string_lossy());
         match action(item) {

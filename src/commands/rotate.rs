@@ -111,7 +111,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
 /// for nothing, changes nothing (ssh-agent is only asked which keys it holds).
 fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> Result<ExitCode> {
     let mut plan = Plan::new(ctx, "rotate");
-    plan.ssh_dir(&ctx.ssh_dir);
+    plan.ssh_dir(&ctx.ssh_dir)?;
     if ctx.ssh_dir_exists()? {
         Store::open_existing(&ctx.ssh_dir)?;
     }
@@ -131,9 +131,9 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
     if old.iter().any(|k| k.fingerprint().is_some()) {
         replaced.push(record.clone());
     }
-    let saved = live_files(&[replaced, remove.clone()].concat());
-    plan.backup(&ctx.ssh_dir, &saved, SystemTime::now());
-    new_pair_steps(&mut plan, spec, target);
+    let saved = live_files(&[replaced, remove.clone()].concat())?;
+    plan.backup(&ctx.ssh_dir, &saved, SystemTime::now())?;
+    new_pair_steps(&mut plan, spec, target)?;
     if config.new_text.is_some() {
         plan.step(
             Action::Replace,
