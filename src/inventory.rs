@@ -487,12 +487,18 @@ fn special_kind(_meta: &Metadata) -> &'static str {
     "a special file"
 }
 
-/// Windows: who else the access list of a private key file lets read it (an access list that
-/// cannot be read is not guessed at). Unix: empty, since the mode says it.
+/// Windows: who else the access list of a private key file lets read it; an access list that
+/// cannot be read is reported as such (could not look is not "nobody"). Unix: empty, since the
+/// mode says it.
 fn other_readers(path: &Path, private: bool) -> Vec<String> {
     #[cfg(windows)]
     if private {
-        return crate::winacl::other_readers(path).unwrap_or_default();
+        return crate::winacl::other_readers(path).unwrap_or_else(|e| {
+            vec![format!(
+                "anyone (its access list cannot be read: {})",
+                io_reason(&e)
+            )]
+        });
     }
     let _ = (path, private);
     Vec::new()
