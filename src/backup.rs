@@ -647,6 +647,29 @@ pub fn set_timestamp(now: SystemTime) -> String {
     ts.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
+/// The digests `SHA256SUMS` lists for the finished set `name` of the store at `root`: empty
+/// when the set is unfinished (marked INCOMPLETE) or has no valid list, since then nothing in
+/// it counts as saved.
+pub fn set_digests(root: &Path, name: &str) -> io::Result<Vec<String>> {
+    if !is_set_name(name) {
+        return Ok(Vec::new());
+    }
+    let dir = root.join(name);
+    if fsio::lstat(&dir.join(INCOMPLETE_MARKER))?.is_some() {
+        return Ok(Vec::new());
+    }
+    let info = match inspect_set(&dir) {
+        Ok(info) => info,
+        Err(_) => return Ok(Vec::new()),
+    };
+    Ok(info
+        .files
+        .into_iter()
+        .filter(|f| f.intact())
+        .filter_map(|f| f.actual_sha256)
+        .collect())
+}
+
 /// Is `name` the name of a backup set (`<timestamp>` or `<timestamp>-<n>`)?
 pub fn is_set_name(name: &str) -> bool {
     parse_set_name(OsStr::new(name)).is_some()

@@ -47,6 +47,11 @@ pub enum Weakness {
         "the passphrase is too easy to guess (strength {score} of 4; it needs {MIN_SCORE}){detail}"
     )]
     Guessable { score: u8, detail: String },
+    #[error(
+        "the passphrase contains a byte OpenSSH's prompt cannot take (a NUL or another control \
+         character, or text that is not UTF-8): the key could never be opened by typing it"
+    )]
+    Untypable,
 }
 
 impl Weakness {
@@ -63,6 +68,12 @@ pub fn check_strength(passphrase: &Passphrase, context: &[&str]) -> Result<(), W
     let bytes = passphrase.as_bytes();
     if bytes.is_empty() {
         return Err(Weakness::Empty);
+    }
+    // ssh's prompts and `-P` are C strings read from a terminal: a NUL ends them, and control
+    // characters are editing keys there. A key locked with one could never be opened.
+    let typable = std::str::from_utf8(bytes).is_ok_and(|t| !t.chars().any(char::is_control));
+    if !typable {
+        return Err(Weakness::Untypable);
     }
     let text = Zeroizing::new(String::from_utf8_lossy(bytes).into_owned());
     let chars = text.chars().count();
@@ -162,6 +173,15 @@ mod tests {
     fn policy_table() {
         let ctx = ["alice", "laptop", "jasmin"];
         assert_eq!(check_strength(&p(""), &ctx), Err(Weakness::Empty));
+        for untypable in [
+            "a brand new passphrase\0 of mine",
+            "a brand new\u{1b}[A passphrase",
+        ] {
+            assert_eq!(
+                check_strength(&p(untypable), &ctx),
+                Err(Weakness::Untypable)
+            );
+        }
         assert_eq!(
             check_strength(&p("short1!"), &ctx),
             Err(Weakness::TooShort { chars: 7 })

@@ -23,6 +23,7 @@
 //! keyrotate's temporary files and names directly inside the SSH directory (or the retired-key
 //! record in its backup store). Anything else is refused, changing nothing.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -618,7 +619,10 @@ fn prepare(
                 journal.backup_set = Some(name.to_string());
                 write_journal(ssh_dir, journal).map_err(|e| BackupError::Write {
                     path: journal_path(ssh_dir),
-                    reason: e.to_string(),
+                    reason: match e {
+                        TxError::Write { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
                 })
             })?;
             Some(set)
@@ -715,6 +719,7 @@ fn undo(ssh_dir: &Path, journal: &Journal, store: Option<&Store>) -> Result<()> 
 /// meanwhile (by something other than keyrotate, which we lock out), nothing has been renamed or
 /// removed yet, so the transaction is undone instead, leaving that file alone.
 fn apply(ssh_dir: &Path, journal: &Journal) -> Result<Applied> {
+    nothing_unsaved(ssh_dir, journal)?;
     for staged in journal.staged.iter().filter(|s| !s.replace) {
         match link_no_replace(staged) {
             Ok(()) => {}
@@ -765,6 +770,53 @@ fn apply(ssh_dir: &Path, journal: &Journal) -> Result<Applied> {
     }
     fsio::sync_dir(ssh_dir).map_err(write_err(ssh_dir))?;
     Ok(Applied::Done)
+}
+
+/// Before anything is renamed over or removed: is every byte it would destroy in the journal's
+/// verified backup set? A transaction's own journal always passes (it saves first); one that
+/// names a file it never saved (damaged, or written by someone else) is refused, changing
+/// nothing, so that even a journal that passes [`validate`] cannot make a file disappear.
+fn nothing_unsaved(ssh_dir: &Path, journal: &Journal) -> Result<()> {
+    let mut saved: Option<BTreeSet<String>> = None;
+    let mut check = |path: &Path, sha: &str| -> Result<()> {
+        if saved.is_none() {
+            let digests = match &journal.backup_set {
+                Some(set) => backup::set_digests(&ssh_dir.join(backup::STORE_NAME), set)
+                    .map_err(write_err(path))?,
+                None => Vec::new(),
+            };
+            saved = Some(digests.into_iter().collect());
+        }
+        match saved.as_ref().is_some_and(|s| s.contains(sha)) {
+            true => Ok(()),
+            false => Err(TxError::Untrusted {
+                path: journal_path(ssh_dir),
+                reason: format!(
+                    "it would replace or remove {}, which is in no verified backup set",
+                    path.display()
+                ),
+                permissions: None,
+            }),
+        }
+    };
+    for staged in journal.staged.iter().filter(|s| s.replace) {
+        if !exists(&staged.staged)? {
+            continue;
+        }
+        let current = sha_of(&staged.target).map_err(write_err(&staged.target))?;
+        if let Some(sha) = current
+            && sha != staged.sha256
+        {
+            check(&staged.target, &sha)?;
+        }
+    }
+    for live in journal.removed.iter().filter(|l| l.link.is_none()) {
+        let current = sha_of(&live.path).map_err(write_err(&live.path))?;
+        if current.as_deref() == Some(live.sha256.as_str()) {
+            check(&live.path, &live.sha256)?;
+        }
+    }
+    Ok(())
 }
 
 /// How [`apply`] ended.

@@ -221,8 +221,33 @@ fn a_journal_others_could_have_written_is_refused() {
         stderr(&out)
     );
     assert!(victim.exists());
-    // The same journal in a private directory is obeyed (it is a real recovery).
+    // In a private directory it is still refused: it would remove a file that is in no
+    // verified backup set (a journal keyrotate wrote always saves first).
     set_mode(&ssh, 0o700);
+    let out = keyrotate(&ssh).args(["check", "-q"]).output().unwrap();
+    assert!(
+        stderr(&out).contains("in no verified backup set"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(victim.exists() && journal.exists());
+    // With the file saved in a verified set that the journal names, it is a real recovery.
+    fs::remove_file(&journal).unwrap();
+    let doc = json_ok(
+        &keyrotate(&ssh)
+            .args(["backup", "id_precious", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let set = Path::new(doc["backup_dir"].as_str().unwrap())
+        .file_name()
+        .unwrap();
+    let with_set = text.replace(
+        "\"backup_set\":null",
+        &format!("\"backup_set\":\"{}\"", set.to_str().unwrap()),
+    );
+    assert_ne!(with_set, text);
+    let journal = plant(&ssh, &with_set, 0o600);
     let out = keyrotate(&ssh).args(["check", "-q"]).output().unwrap();
     assert!(stderr(&out).contains("was finished"), "{}", stderr(&out));
     assert!(!victim.exists() && !journal.exists());
@@ -524,4 +549,29 @@ fn ctrl_c_before_the_commit_point_undoes_and_after_it_finishes_the_report() {
         undone > 0 && finished > 0,
         "undone {undone}, finished {finished}"
     );
+}
+
+#[test]
+fn a_passphrase_openssh_cannot_type_is_refused() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    for bytes in [
+        &b"a brand new passphrase\0 of mine\n"[..],
+        b"a brand new\x1b[A passphrase\n",
+        b"a brand new \xff\xfe passphrase\n",
+    ] {
+        let file = tmp.path().join("untypable");
+        fs::write(&file, bytes).unwrap();
+        let out = keyrotate(&ssh)
+            .args(["generate", "-t", "ed25519", "--passphrase-file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("prompt cannot take"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!ssh.join("id_ed25519_jasmin").exists());
+    }
 }

@@ -83,10 +83,11 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
 
     let config = ConfigPlan::new(ctx, args, &old, &target)?;
     let now = SystemTime::now();
-    let change = plan_change(ctx, &old, &target, &key, &config, now)?;
-    // From here to the end of the report, Ctrl-C either undoes the change (before the commit
-    // point) or waits until the agent is updated and the report printed (after it).
+    // From here to the end of the report (the backup store may be made first), Ctrl-C either
+    // undoes the change (before the commit point) or waits until the agent is updated and the
+    // report printed (after it).
     let critical = Critical::enter();
+    let change = plan_change(ctx, &old, &target, &key, &config, now)?;
     let committed = transaction::commit(&ctx.ssh_dir, change, now)?;
     critical.committed();
     let agent = update_agent(args, &old, &key, &target);
