@@ -26,7 +26,7 @@ impl AgentError {
         use ssh_agent_lib::error::AgentError as E;
         use ssh_agent_lib::proto::ProtoError as P;
         AgentError(match e {
-            E::IO(io) | E::Proto(P::IO(io)) => crate::inventory::io_reason(&io),
+            E::IO(io) | E::Proto(P::IO(io)) => crate::sys::io_reason(&io),
             E::Proto(P::UnexpectedResponse) => {
                 "ssh-agent answered with a reply that does not fit the request".to_string()
             }
@@ -239,7 +239,7 @@ impl Agent {
             AgentError(format!(
                 "cannot reach ssh-agent at {}: {}",
                 socket.display(),
-                crate::inventory::io_reason(&e)
+                crate::sys::io_reason(&e)
             ))
         };
         #[cfg(unix)]

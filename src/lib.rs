@@ -1,49 +1,35 @@
 //! keyrotate: the whole life of an SSH key, as a library the `keyrotate` binary drives.
 //!
-//! The library knows the domain (key formats, findings, inventories) and never prompts or prints;
-//! the binary parses arguments, resolves paths, and renders what the library returns.
+//! The library knows the domain and never prompts or prints; the binary parses arguments,
+//! resolves paths, asks for passphrases and renders what the library returns. Data flows one
+//! way, from the operations down to the system:
 //!
-//! - [`keyfile`]: recognise and parse every key format, without a passphrase.
-//! - [`inventory`]: scan an SSH directory, pair keys with their `.pub`, collect findings.
-//! - [`findings`]: the policy, from a key's facts to findings with stable codes.
-//! - [`backup`]: the backup store: verified timestamped sets, listing, restore.
+//! - [`check`]: scan an SSH directory, pair keys with their `.pub`, the findings policy.
 //! - [`generate`]: new key pairs, encoded as `ssh-keygen` would (OpenSSH or legacy PEM).
-//! - [`passphrase`]: zeroizing passphrases, the strength policy, the source trait.
-//! - [`pem_legacy`]: OpenSSL's traditional PEM encryption, from RustCrypto parts.
-//! - [`transaction`]: crash-safe changes of live key files (journal, commit, recovery).
-//! - [`rotation`]: the live keys of a service, and retiring them.
-//! - [`oldkey`]: does a new passphrase open an old key? (bounded KDF work)
-//! - [`retired`]: the record of keys `rotate` retired.
-//! - [`agent`]: the ssh-agent client.
-//! - [`sshconfig`]: `IdentityFile` lines of `~/.ssh/config`.
+//! - [`rotate`]: the service's keys, the old-passphrase check, the ssh config rewrite.
 //! - [`restore`]: putting a backup set back, through a transaction.
-//! - [`fsio`]: the only module that writes files (born private, fsynced, atomic replacement).
-//! - [`lock`]: one keyrotate at a time per SSH directory.
-//! - [`timefmt`]: the timestamps keyrotate prints.
-//! - [`text`]: the one terminal sanitiser.
-
-//! - `winacl` (Windows only): owner-only access lists, and who else may read a key.
+//! - [`transaction`]: crash-safe changes of live key files (journal, commit, recovery, lock).
+//! - [`store`]: the backup store (verified sets, listing), the retired-key record, and the
+//!   names of everything keyrotate keeps on disk.
+//! - [`layout`]: every name keyrotate keeps on disk.
+//! - [`keyfile`]: recognise and parse every key format, without a passphrase.
+//! - [`agent`]: the ssh-agent client (bounded).
+//! - [`passphrase`]: zeroizing passphrases, the strength policy, the source trait.
+//! - [`sys`]: the only module that writes files, Windows access lists, I/O error helpers.
+//! - [`text`]: the one terminal sanitiser, shell quoting, timestamps.
 //!
-//! No unsafe code, except the Win32 calls of `winacl`.
+//! No unsafe code, except the Win32 calls of `sys::winacl`.
 #![deny(unsafe_code)]
 
 pub mod agent;
-pub mod backup;
-pub mod findings;
-pub mod fsio;
+pub mod check;
 pub mod generate;
-pub mod inventory;
 pub mod keyfile;
-pub mod lock;
-pub mod oldkey;
+pub mod layout;
 pub mod passphrase;
-pub mod pem_legacy;
 pub mod restore;
-pub mod retired;
-pub mod rotation;
-pub mod sshconfig;
+pub mod rotate;
+pub mod store;
+pub mod sys;
 pub mod text;
-pub mod timefmt;
 pub mod transaction;
-#[cfg(windows)]
-pub mod winacl;

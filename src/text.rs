@@ -1,4 +1,7 @@
-//! The one terminal sanitiser: everything keyrotate prints that came from outside (file names,
+//! Text for people: the one terminal sanitiser, shell quoting for the commands keyrotate
+//! suggests, and timestamps.
+//!
+//! The sanitiser: everything keyrotate prints that came from outside (file names,
 //! key comments, agent answers, config lines, error chains) goes through [`sanitize`] first.
 //!
 //! Escaped as Rust writes them (`\n`, `\u{202e}`) (modelled on fd's `sanitize.rs`, widened to Unicode's invisible and
@@ -12,6 +15,9 @@
 //!   (no-break, em, ideographic...), which can fake a line break or a column.
 //!
 //! Everything else (letters of every script, emoji) is printed as it is.
+
+use std::path::Path;
+use std::time::SystemTime;
 
 /// `text`, safe to print on a terminal: see the module documentation for what is escaped.
 pub fn sanitize(text: &str) -> String {
@@ -139,5 +145,63 @@ mod tests {
         ] {
             assert_eq!(sanitize(text), text);
         }
+    }
+}
+
+/// Quote a path for a shell command line in a hint: POSIX shell quoting on Unix; on Windows,
+/// double quotes around a path that needs them (cmd and PowerShell take backslashes as they are).
+pub fn shell_path(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    if cfg!(windows) {
+        return match text.contains([' ', '&', '(', ')', '^', '%', ';', ',', '\'']) {
+            true => format!("\"{text}\""),
+            false => text.into_owned(),
+        };
+    }
+    match shlex::try_quote(&text) {
+        Ok(quoted) => quoted.into_owned(),
+        Err(_) => format!("'{text}'"),
+    }
+}
+
+/// `2026-11-21T10:15:00Z`. Times outside jiff's range (years -9999..=9999) are clamped to it,
+/// so a hostile mtime can never make formatting fail.
+pub fn rfc3339_utc(time: SystemTime) -> String {
+    timestamp(time).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `2026-11-21`, for people.
+pub fn date_utc(time: SystemTime) -> String {
+    timestamp(time).strftime("%Y-%m-%d").to_string()
+}
+
+fn timestamp(time: SystemTime) -> jiff::Timestamp {
+    jiff::Timestamp::try_from(time).unwrap_or_else(|_| {
+        if time < SystemTime::UNIX_EPOCH {
+            jiff::Timestamp::MIN
+        } else {
+            jiff::Timestamp::MAX
+        }
+    })
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_whole_seconds_in_utc() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_255_200_500);
+        assert_eq!(rfc3339_utc(t), "2026-11-21T10:00:00Z");
+        assert_eq!(date_utc(t), "2026-11-21");
+    }
+
+    #[test]
+    fn hostile_times_do_not_panic() {
+        let before = SystemTime::UNIX_EPOCH - Duration::from_secs(400 * 365 * 86_400);
+        assert!(rfc3339_utc(before).starts_with("1"));
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX as u64 * 1000);
+        assert!(!rfc3339_utc(far).is_empty());
     }
 }

@@ -146,7 +146,7 @@ fn error_chain(err: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in err.chain() {
         let text = match cause.downcast_ref::<io::Error>() {
-            Some(io) => keyrotate::inventory::io_reason(io),
+            Some(io) => keyrotate::sys::io_reason(io),
             None => cause.to_string(),
         };
         if !parts.last().is_some_and(|last| last.ends_with(&text)) {
@@ -161,13 +161,14 @@ fn hint_for(err: &anyhow::Error) -> String {
         if let Some(user) = cause.downcast_ref::<UserError>() {
             return user.hint.clone();
         }
-        if let Some(inventory) = cause.downcast_ref::<keyrotate::inventory::InventoryError>() {
+        if let Some(inventory) = cause.downcast_ref::<keyrotate::check::inventory::InventoryError>()
+        {
             return inventory.hint();
         }
-        if let Some(backup) = cause.downcast_ref::<keyrotate::backup::BackupError>() {
+        if let Some(backup) = cause.downcast_ref::<keyrotate::store::BackupError>() {
             return backup.hint();
         }
-        if let Some(lock) = cause.downcast_ref::<keyrotate::lock::LockError>() {
+        if let Some(lock) = cause.downcast_ref::<keyrotate::transaction::lock::LockError>() {
             return lock.hint();
         }
         if let Some(e) = cause.downcast_ref::<keyrotate::passphrase::PassphraseError>() {

@@ -4,8 +4,8 @@
 use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 
-use keyrotate::inventory::io_reason;
 use keyrotate::passphrase::{Passphrase, PassphraseError, PassphraseSource, check_strength};
+use keyrotate::sys::io_reason;
 use zeroize::Zeroizing;
 
 use crate::interrupt::QuietTerminal;

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::Result;
-use keyrotate::backup::{
+use keyrotate::check::findings::Policy;
+use keyrotate::check::inventory;
+use keyrotate::keyfile::PublicInfo;
+use keyrotate::store::{
     self, BackupError, CreatedSet, Listing, SetState, Skipped, SourceFile, Store,
 };
-use keyrotate::findings::Policy;
-use keyrotate::inventory;
-use keyrotate::keyfile::PublicInfo;
 use keyrotate::text::sanitize;
 
 use super::Context;
@@ -65,7 +65,7 @@ fn dry_run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
     }
     Store::open_existing(&ctx.ssh_dir)?;
     let (sources, skipped) = collect_sources(&ctx.ssh_dir, &args.keys)?;
-    backup::check_names(&sources)?;
+    store::check_names(&sources)?;
     let files: Vec<PathBuf> = sources.iter().map(|s| s.path.clone()).collect();
     plan.backup(&ctx.ssh_dir, &files, SystemTime::now())?;
     if files.is_empty() {
@@ -116,7 +116,7 @@ fn collect_sources(ssh_dir: &Path, keys: &[PathBuf]) -> Result<(Vec<SourceFile>,
                 }
             };
             for p in [private, public] {
-                if keyrotate::fsio::lstat(&p)?.is_some() {
+                if keyrotate::sys::fsio::lstat(&p)?.is_some() {
                     push(p);
                 }
             }
@@ -133,7 +133,7 @@ fn collect_sources(ssh_dir: &Path, keys: &[PathBuf]) -> Result<(Vec<SourceFile>,
     let mut sources = Vec::new();
     let mut skipped = Vec::new();
     for path in paths {
-        match backup::read_source(&path)? {
+        match store::read_source(&path)? {
             Ok(source) => sources.push(source),
             Err(skip) if explicit => {
                 return Err(BackupError::Source {
@@ -155,7 +155,7 @@ fn resolve_key(ssh_dir: &Path, key: &Path) -> Result<PathBuf> {
     } else {
         std::path::absolute(key).unwrap_or_else(|_| key.to_path_buf())
     };
-    if keyrotate::fsio::lstat(&path)?.is_none() {
+    if keyrotate::sys::fsio::lstat(&path)?.is_none() {
         let available = inventory::scan(ssh_dir, &Policy::default(), SystemTime::now())
             .map(|inv| {
                 inv.keys
@@ -253,7 +253,7 @@ fn print_created(ctx: &Context, set: &CreatedSet, skipped: &[Skipped]) -> Result
         let _ = writeln!(
             out,
             "Every copy was read back and matches its original; `sha256sum -c {}` passes in that directory.",
-            backup::SUMS_NAME
+            store::SUMS_NAME
         );
         output::print_stdout(&out)?;
     }
@@ -288,7 +288,7 @@ fn list(ctx: &Context) -> Result<ExitCode> {
     let listing = match &store {
         Some(store) => store.list()?,
         None => Listing {
-            root: ctx.ssh_dir.join(backup::STORE_NAME),
+            root: ctx.ssh_dir.join(store::STORE_NAME),
             sets: Vec::new(),
             loose: Vec::new(),
         },

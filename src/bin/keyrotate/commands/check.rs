@@ -7,11 +7,11 @@ use std::time::SystemTime;
 
 use anstyle::Style;
 use anyhow::Result;
-use keyrotate::findings::{Finding, Policy, Severity};
-use keyrotate::inventory::{self, Inventory, KeyEntry, Summary};
+use keyrotate::check::findings::{Finding, Policy, Severity};
+use keyrotate::check::inventory::{self, Inventory, KeyEntry, Summary};
 use keyrotate::keyfile::{Format, KeyAlgorithm};
+use keyrotate::text;
 use keyrotate::text::sanitize;
-use keyrotate::timefmt;
 
 use super::Context;
 use crate::cli::CheckArgs;
@@ -161,7 +161,7 @@ fn json_report<'a>(inventory: &'a Inventory, agent: Option<&'a AgentReport>) -> 
                 encrypted: k.encrypted(),
                 kdf_rounds: k.kdf_rounds(),
                 mode: k.mode.map(|m| format!("{m:04o}")),
-                modified: timefmt::rfc3339_utc(k.modified),
+                modified: text::rfc3339_utc(k.modified),
                 age_days: k.age_days,
                 findings: &k.findings,
             })
@@ -338,7 +338,7 @@ fn render_key(out: &mut String, key: &KeyEntry) {
     }
     facts.push(format!(
         "changed {} ({})",
-        timefmt::date_utc(key.modified),
+        text::date_utc(key.modified),
         days_ago(key.age_days)
     ));
     let _ = writeln!(out, "  {}", styled(output::DIM, &facts.join(", ")));

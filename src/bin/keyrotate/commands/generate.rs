@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::Result;
-use keyrotate::backup::Store;
-use keyrotate::fsio;
 use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey, Written};
-use keyrotate::inventory::io_reason;
 use keyrotate::passphrase::{Passphrase, PassphraseSource};
+use keyrotate::store::Store;
+use keyrotate::sys::fsio;
+use keyrotate::sys::io_reason;
 use keyrotate::text::sanitize;
 
 use super::Context;

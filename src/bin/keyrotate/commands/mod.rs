@@ -13,8 +13,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use keyrotate::lock::{self, DirLock, LockError};
 use keyrotate::transaction;
+use keyrotate::transaction::lock::{self, DirLock, LockError};
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::output::{self, UserError};
@@ -30,7 +30,7 @@ pub struct Context {
 impl Context {
     /// Is there an SSH directory? An error (naming it) when that cannot be told.
     pub fn ssh_dir_exists(&self) -> Result<bool> {
-        Ok(keyrotate::fsio::is_dir(&self.ssh_dir)?)
+        Ok(keyrotate::sys::fsio::is_dir(&self.ssh_dir)?)
     }
 
     fn new(global: &GlobalArgs) -> Result<Self> {
@@ -72,7 +72,7 @@ pub fn lock_and_recover(ctx: &Context) -> Result<DirLock> {
 /// checking users' keys) nothing is written at all, not even the lock: only the owner's own
 /// keyrotate finishes what the owner's keyrotate left.
 pub fn recover_if_needed(ctx: &Context) {
-    if !matches!(keyrotate::fsio::is_dir(&ctx.ssh_dir), Ok(true))
+    if !matches!(keyrotate::sys::fsio::is_dir(&ctx.ssh_dir), Ok(true))
         || !transaction::needs_recovery(&ctx.ssh_dir)
     {
         return;

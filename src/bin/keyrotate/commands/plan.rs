@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::Result;
-use keyrotate::backup;
+use keyrotate::store;
 use keyrotate::text::sanitize;
 use keyrotate::transaction;
 
@@ -83,7 +83,7 @@ impl Plan {
             steps: Vec::new(),
             notes: Vec::new(),
         };
-        if keyrotate::fsio::is_dir(&ctx.ssh_dir).unwrap_or(true)
+        if keyrotate::sys::fsio::is_dir(&ctx.ssh_dir).unwrap_or(true)
             && transaction::needs_recovery(&ctx.ssh_dir)
         {
             plan.note(
@@ -109,7 +109,7 @@ impl Plan {
 
     /// `mkdir` of a missing SSH directory (0700), as generate and rotate would do it.
     pub fn ssh_dir(&mut self, ssh_dir: &Path) -> Result<()> {
-        if !keyrotate::fsio::is_dir(ssh_dir)? {
+        if !keyrotate::sys::fsio::is_dir(ssh_dir)? {
             self.step(Action::CreateDir, ssh_dir, "the SSH directory, mode 0700");
         }
         Ok(())
@@ -120,18 +120,18 @@ impl Plan {
         if files.is_empty() {
             return Ok(());
         }
-        let store = ssh_dir.join(backup::STORE_NAME);
-        if keyrotate::fsio::lstat(&store)?.is_none() {
+        let store = ssh_dir.join(store::STORE_NAME);
+        if keyrotate::sys::fsio::lstat(&store)?.is_none() {
             self.step(Action::CreateDir, &store, "the backup store, mode 0700");
         }
-        let set = store.join(backup::next_set_name(ssh_dir, now)?);
+        let set = store.join(store::next_set_name(ssh_dir, now)?);
         self.step(
             Action::CreateDir,
             &set,
             format!(
                 "a new backup set, mode 0700: each copy keeps its bytes, mode and time, is read \
                  back and compared, and is listed in {}",
-                backup::SUMS_NAME
+                store::SUMS_NAME
             ),
         );
         for file in files {

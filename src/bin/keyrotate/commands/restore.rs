@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anyhow::Result;
-use keyrotate::backup::{self, BackupError, Store};
 use keyrotate::restore::{self as restorer, Restored};
+use keyrotate::store::{self, BackupError, Store};
 use keyrotate::text::sanitize;
 
 use super::Context;
@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     }
     let unknown = || BackupError::UnknownSet {
         name: args.set.clone(),
-        store: ctx.ssh_dir.join(backup::STORE_NAME),
+        store: ctx.ssh_dir.join(store::STORE_NAME),
         available: Vec::new(),
     };
     if !ctx.ssh_dir_exists()? {
@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     }
     if args.dry_run {
         let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
-        let plan = backup::plan_restore(&store, &ctx.ssh_dir, &args.set, &keys)?;
+        let plan = store::plan_restore(&store, &ctx.ssh_dir, &args.set, &keys)?;
         return dry_run(ctx, &plan);
     }
     let _lock = super::lock_and_recover(ctx)?;
@@ -58,7 +58,7 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
 }
 
 /// What `restore` would do; changes nothing.
-fn dry_run(ctx: &Context, restore: &backup::RestorePlan) -> Result<ExitCode> {
+fn dry_run(ctx: &Context, restore: &store::RestorePlan) -> Result<ExitCode> {
     let mut plan = Plan::new(ctx, "restore");
     // What it replaces is saved first (a dangling link holds nothing to save).
     let replaced: Vec<PathBuf> = restore
@@ -83,7 +83,7 @@ fn dry_run(ctx: &Context, restore: &backup::RestorePlan) -> Result<ExitCode> {
     plan.print(ctx)
 }
 
-fn action(item: &backup::RestoreItem) -> &'static str {
+fn action(item: &store::RestoreItem) -> &'static str {
     match (item.unchanged, item.replaces) {
         (true, _) => "unchanged",
         (false, true) => "replaced",

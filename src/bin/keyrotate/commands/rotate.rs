@@ -8,13 +8,13 @@ use std::time::SystemTime;
 
 use anyhow::Result;
 use keyrotate::agent::Agent;
-use keyrotate::backup::Store;
 use keyrotate::generate::{self as keygen, KeySpec, NewKey};
-use keyrotate::inventory::{io_reason, unix_mode};
-use keyrotate::oldkey::{KdfLimits, Opens};
 use keyrotate::passphrase::Passphrase;
-use keyrotate::rotation::{self, OldKey};
-use keyrotate::sshconfig::{self, IdentityLine};
+use keyrotate::rotate::oldkey::{KdfLimits, Opens};
+use keyrotate::rotate::service::{self, OldKey};
+use keyrotate::rotate::sshconfig::{self, IdentityLine};
+use keyrotate::store::Store;
+use keyrotate::sys::{io_reason, unix_mode};
 use keyrotate::text::sanitize;
 use keyrotate::transaction::{self, Change, NewFile};
 use zeroize::Zeroizing;
@@ -128,7 +128,7 @@ fn dry_run(ctx: &Context, args: &RotateArgs, spec: &KeySpec, target: &Path) -> R
         replaced.push(config.path.clone());
     }
     // The retired-key record is saved before it is rewritten, as the real run does.
-    let record = keyrotate::retired::retired_path(&ctx.ssh_dir);
+    let record = keyrotate::store::retired::retired_path(&ctx.ssh_dir);
     if old.iter().any(|k| k.fingerprint().is_some()) {
         replaced.push(record.clone());
     }
@@ -233,8 +233,8 @@ fn plan_agent(plan: &mut Plan, args: &RotateArgs, old: &[OldKey]) {
 /// The service's live keys (`id_*_<service>`), or the pair at `-f`.
 fn old_keys(ctx: &Context, args: &RotateArgs, target: &Path) -> Result<Vec<OldKey>> {
     let old = match &args.generate.file {
-        Some(_) => rotation::key_at(target)?.into_iter().collect(),
-        None => rotation::service_keys(&ctx.ssh_dir, &args.generate.service)?,
+        Some(_) => service::key_at(target)?.into_iter().collect(),
+        None => service::service_keys(&ctx.ssh_dir, &args.generate.service)?,
     };
     Ok(old)
 }
@@ -339,13 +339,13 @@ impl ConfigPlan {
             let service = &args.generate.service;
             for key_type in ["rsa", "ecdsa", "ed25519", "dsa", "ecdsa_sk", "ed25519_sk"] {
                 let path = ctx.ssh_dir.join(format!("id_{key_type}_{service}"));
-                let gone = keyrotate::fsio::stat(&path)?.is_none();
+                let gone = keyrotate::sys::fsio::stat(&path)?.is_none();
                 if path != target && !retiring.contains(&path) && gone {
                     retiring.push(path);
                 }
             }
         }
-        let Some(meta) = keyrotate::fsio::lstat(&path)? else {
+        let Some(meta) = keyrotate::sys::fsio::lstat(&path)? else {
             return Ok(plan);
         };
         if retiring.is_empty() {
@@ -378,12 +378,13 @@ impl ConfigPlan {
             })
         };
         const MAX_CONFIG: u64 = 4 << 20;
-        let (text, file_meta) = match keyrotate::fsio::read_bounded_with_metadata(&path, MAX_CONFIG)
-        {
-            Ok((keyrotate::fsio::Bounded::Bytes(bytes), file_meta)) => {
+        let (text, file_meta) = match keyrotate::sys::fsio::read_bounded_with_metadata(
+            &path, MAX_CONFIG,
+        ) {
+            Ok((keyrotate::sys::fsio::Bounded::Bytes(bytes), file_meta)) => {
                 (String::from_utf8_lossy(&bytes).into_owned(), file_meta)
             }
-            Ok((keyrotate::fsio::Bounded::TooLarge(len), _)) => {
+            Ok((keyrotate::sys::fsio::Bounded::TooLarge(len), _)) => {
                 return cannot(format!(
                     "it is {len} bytes, over keyrotate's limit of {MAX_CONFIG} for an ssh config"
                 ));
@@ -423,7 +424,7 @@ fn plan_change(
     now: SystemTime,
 ) -> Result<Change> {
     let public = keygen::public_path_for(target);
-    let exists = |p: &Path| -> Result<bool> { Ok(keyrotate::fsio::lstat(p)?.is_some()) };
+    let exists = |p: &Path| -> Result<bool> { Ok(keyrotate::sys::fsio::lstat(p)?.is_some()) };
     let mut new_files = vec![
         NewFile {
             target: target.to_path_buf(),

@@ -12,8 +12,7 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-/// Prefix of every temporary file keyrotate creates; `check` ignores such names.
-pub const TEMP_PREFIX: &str = ".keyrotate-tmp-";
+use crate::layout::TEMP_PREFIX;
 
 /// What is at `path`, without following a final symlink; `None` only when nothing is there.
 /// Any other failure (EIO on a flaky NFS home, EACCES on a parent) is an error naming the path:
@@ -42,7 +41,7 @@ pub fn is_dir(path: &Path) -> io::Result<bool> {
 
 /// `e`, of the same kind, with a message that names `path`: "cannot look at PATH: reason".
 pub fn naming(what: &str, path: &Path, e: io::Error) -> io::Error {
-    let reason = crate::inventory::io_reason(&e);
+    let reason = crate::sys::io_reason(&e);
     io::Error::new(e.kind(), format!("{what} {}: {reason}", path.display()))
 }
 
@@ -199,7 +198,7 @@ pub fn create_private_dir(path: &Path) -> io::Result<()> {
     set_dir_mode_0700(path)?;
     // Windows: an access list for the owner alone, inherited by what is made inside.
     #[cfg(windows)]
-    crate::winacl::restrict_to_owner(path, true)?;
+    crate::sys::winacl::restrict_to_owner(path, true)?;
     Ok(())
 }
 
@@ -258,7 +257,7 @@ pub fn write_new_file(path: &Path, spec: FileSpec<'_>) -> io::Result<()> {
         // Windows: a private file gets its owner-only access list while still empty.
         #[cfg(windows)]
         if spec.mode & 0o077 == 0 {
-            crate::winacl::restrict_to_owner(path, false)?;
+            crate::sys::winacl::restrict_to_owner(path, false)?;
         }
         file.write_all(spec.bytes)?;
         #[cfg(unix)]

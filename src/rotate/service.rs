@@ -7,13 +7,13 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-use crate::fsio::{self, Bounded};
 use crate::generate::public_path_for;
 use crate::keyfile::{self, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
-use crate::oldkey::{self, KdfLimits, Opens};
 use crate::passphrase::Passphrase;
-use crate::retired::RetiredKey;
-use crate::timefmt;
+use crate::rotate::oldkey::{self, KdfLimits, Opens};
+use crate::store::retired::RetiredKey;
+use crate::sys::fsio::{self, Bounded};
+use crate::text;
 
 /// One live key of the service: a private key and/or its `.pub`.
 pub struct OldKey {
@@ -71,7 +71,7 @@ impl OldKey {
     pub fn retired_record(&self, now: SystemTime) -> Option<RetiredKey> {
         Some(RetiredKey {
             fingerprint: self.fingerprint()?.to_string(),
-            retired_at: timefmt::rfc3339_utc(now),
+            retired_at: text::rfc3339_utc(now),
             set: String::new(),
             path: self.path().to_string_lossy().into_owned(),
         })
@@ -94,7 +94,7 @@ fn naming(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
             format!(
                 "cannot read {}: {}",
                 path.display(),
-                crate::inventory::io_reason(&e)
+                crate::sys::io_reason(&e)
             ),
         )
     }

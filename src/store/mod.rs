@@ -7,6 +7,8 @@
 //! marker → fsync the set and the store. A set interrupted at any point either is removed or keeps
 //! its marker, so it can never pass for a good one.
 
+pub mod retired;
+
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -17,17 +19,11 @@ use std::time::SystemTime;
 use ssh_key::sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::findings::shell_path;
-use crate::fsio::{self, Bounded, FileSpec};
-use crate::inventory::io_reason;
 use crate::keyfile::{self, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
-
-/// The store's directory name inside the SSH directory.
-pub const STORE_NAME: &str = "key_backup";
-/// The checksum file of a set, in `sha256sum` format.
-pub const SUMS_NAME: &str = "SHA256SUMS";
-/// Present while a set is being written; a set that still has it is incomplete.
-pub const INCOMPLETE_MARKER: &str = "INCOMPLETE";
+pub use crate::layout::{INCOMPLETE_MARKER, STORE_NAME, SUMS_NAME};
+use crate::sys::fsio::{self, Bounded, FileSpec};
+use crate::sys::io_reason;
+use crate::text::shell_path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -246,7 +242,7 @@ pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skippe
 }
 
 fn file_mode(meta: &fs::Metadata) -> u32 {
-    crate::inventory::unix_mode(meta).unwrap_or(0o600)
+    crate::sys::unix_mode(meta).unwrap_or(0o600)
 }
 
 /// One file of a finished set.
@@ -296,16 +292,16 @@ impl Store {
             Err(e) => Err(read_err(&root)(e)),
             Ok(meta) => {
                 Self::validate(&root, &meta)?;
-                if crate::inventory::unix_mode(&meta).is_some_and(|m| m & 0o777 != 0o700) {
+                if crate::sys::unix_mode(&meta).is_some_and(|m| m & 0o777 != 0o700) {
                     fsio::set_dir_mode_0700(&root).map_err(write_err(&root))?;
                 }
                 // Windows: the same for an access list that lets others in.
                 #[cfg(windows)]
-                if !crate::winacl::other_readers(&root)
+                if !crate::sys::winacl::other_readers(&root)
                     .map_err(read_err(&root))?
                     .is_empty()
                 {
-                    crate::winacl::restrict_to_owner(&root, true).map_err(write_err(&root))?;
+                    crate::sys::winacl::restrict_to_owner(&root, true).map_err(write_err(&root))?;
                 }
                 Ok(Store { root })
             }
@@ -497,7 +493,7 @@ impl Store {
             if n == INCOMPLETE_MARKER || n == SUMS_NAME {
                 continue;
             }
-            let live = match n == crate::retired::RETIRED_NAME {
+            let live = match n == crate::store::retired::RETIRED_NAME {
                 true => self.root.join(n),
                 false => live_dir.join(n),
             };
@@ -529,10 +525,10 @@ impl Store {
                 .is_some_and(|m| m.is_dir());
             // keyrotate's own files here (the retired-key record, a temporary file of a
             // run in progress) are not backups.
-            let ours = name == crate::retired::RETIRED_NAME
+            let ours = name == crate::store::retired::RETIRED_NAME
                 || name
                     .as_encoded_bytes()
-                    .starts_with(crate::fsio::TEMP_PREFIX.as_bytes());
+                    .starts_with(crate::layout::TEMP_PREFIX.as_bytes());
             match (is_dir, parse_set_name(&name)) {
                 (true, Some(order)) => sets.push((order, inspect_set(&path)?)),
                 _ if ours => {}
@@ -982,7 +978,7 @@ pub struct RestorePlan {
 fn select_files<'a>(set: &'a SetInfo, keys: &[OsString]) -> Result<Vec<&'a SetFile>> {
     // The retired-key record a rotation saved is kept for reference, never put back: that
     // would forget which keys were retired since.
-    let restorable = |f: &&SetFile| f.name != crate::retired::RETIRED_NAME;
+    let restorable = |f: &&SetFile| f.name != crate::store::retired::RETIRED_NAME;
     if keys.is_empty() {
         return Ok(set.files.iter().filter(restorable).collect());
     }

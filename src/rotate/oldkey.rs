@@ -6,9 +6,9 @@
 use der::{Decode, Tagged};
 use zeroize::Zeroizing;
 
+use crate::keyfile::pem_legacy::{self, LegacyPemError};
 use crate::keyfile::{self, Format, Recognised};
 use crate::passphrase::Passphrase;
-use crate::pem_legacy::{self, LegacyPemError};
 
 /// How much KDF work one check may cost. Every work factor a key file declares is compared
 /// with these before any work starts: the file is not trusted to ask for something reasonable.

@@ -23,6 +23,8 @@
 //! keyrotate's temporary files and names directly inside the SSH directory (or the retired-key
 //! record in its backup store). Anything else is refused, changing nothing.
 
+pub mod lock;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io;
@@ -32,15 +34,15 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-use crate::backup::{self, BackupError, CreatedSet, SourceFile, Store};
-use crate::fsio::{self, Bounded, FileSpec, TEMP_PREFIX};
-use crate::inventory::io_reason;
 use crate::keyfile::MAX_KEY_FILE_SIZE;
-use crate::retired::{self, RetiredKey};
-use crate::timefmt;
-
-/// The journal's name in the SSH directory (`check` ignores `.keyrotate*` names).
-pub const JOURNAL_NAME: &str = ".keyrotate-journal";
+pub use crate::layout::JOURNAL_NAME;
+use crate::layout::TEMP_PREFIX;
+use crate::layout::journal_path;
+use crate::store::retired::{self, RetiredKey};
+use crate::store::{self, BackupError, CreatedSet, SourceFile, Store};
+use crate::sys::fsio::{self, Bounded, FileSpec};
+use crate::sys::io_reason;
+use crate::text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -171,7 +173,7 @@ impl TxError {
                 "nothing was changed. Look at {p} (a record of an interrupted keyrotate run); your \
                  keys are in key_backup/ (`keyrotate backup --list`). Once you have what you need, \
                  remove it (`rm {p}`)",
-                p = crate::findings::shell_path(path)
+                p = crate::text::shell_path(path)
             ),
             TxError::NonUtf8 { .. } => {
                 "rename the file to a UTF-8 name, then run again".to_string()
@@ -194,14 +196,14 @@ impl TxError {
                  directory and the journal yours and private (`chmod 700 {d}; chmod 600 {p}`) and \
                  run again: it will be finished. If you did not run keyrotate here, someone else \
                  may have planted it: read it (`cat {p}`), then remove it (`rm {p}`)",
-                p = crate::findings::shell_path(path),
-                d = crate::findings::shell_path(dir)
+                p = crate::text::shell_path(path),
+                d = crate::text::shell_path(dir)
             ),
             TxError::Untrusted { path, .. } => format!(
                 "nothing was changed. If you did not run keyrotate here yourself, someone else may \
                  have planted it: read it (`cat {p}`), and once you are sure no keyrotate of yours \
                  was interrupted there, remove it (`rm {p}`)",
-                p = crate::findings::shell_path(path)
+                p = crate::text::shell_path(path)
             ),
             TxError::Cancelled => "run the command again when you are ready".to_string(),
         }
@@ -215,10 +217,6 @@ fn write_err(path: &Path) -> impl FnOnce(io::Error) -> TxError + '_ {
         path: path.to_path_buf(),
         reason: io_reason(&e),
     }
-}
-
-fn journal_path(ssh_dir: &Path) -> PathBuf {
-    ssh_dir.join(JOURNAL_NAME)
 }
 
 fn write_journal(ssh_dir: &Path, journal: &Journal) -> Result<()> {
@@ -310,7 +308,7 @@ fn validate(ssh_dir: &Path, journal: &Journal) -> std::result::Result<(), String
     if journal.version != 1 {
         return Err(format!("it is of version {}, not 1", journal.version));
     }
-    let store = ssh_dir.join(backup::STORE_NAME);
+    let store = ssh_dir.join(store::STORE_NAME);
     let record = retired::retired_path(ssh_dir);
     let same_dir = |a: &Path, b: &Path| {
         a == b
@@ -335,7 +333,7 @@ fn validate(ssh_dir: &Path, journal: &Journal) -> std::result::Result<(), String
         if path == record || (same_dir(parent, &store) && name == retired::RETIRED_NAME) {
             return true;
         }
-        same_dir(parent, ssh_dir) && name != backup::STORE_NAME && !name.starts_with(".keyrotate")
+        same_dir(parent, ssh_dir) && name != store::STORE_NAME && !name.starts_with(".keyrotate")
     };
     let outside = |path: &Path| {
         Err(format!(
@@ -375,7 +373,7 @@ fn validate(ssh_dir: &Path, journal: &Journal) -> std::result::Result<(), String
         }
     }
     if let Some(set) = &journal.backup_set
-        && !backup::is_set_name(set)
+        && !store::is_set_name(set)
     {
         return Err(format!(
             "it names a backup set {set:?}, which is not a set name"
@@ -396,7 +394,7 @@ fn utf8(path: &Path) -> Result<()> {
 fn sha_of(path: &Path) -> io::Result<Option<String>> {
     // As large as the largest file a transaction writes (the retired-key record).
     match fsio::read_bounded(path, 16 << 20) {
-        Ok(Bounded::Bytes(bytes)) => Ok(Some(backup::sha256_hex(&bytes))),
+        Ok(Bounded::Bytes(bytes)) => Ok(Some(store::sha256_hex(&bytes))),
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
@@ -438,11 +436,11 @@ fn is_link_to(path: &Path, target: &Path) -> Result<bool> {
 /// device) has no content to save; it is replaced or removed like any other name, never
 /// written through, and the journal remembers where it pointed.
 fn live_source(path: &Path) -> Result<(Option<SourceFile>, LiveFile)> {
-    match backup::read_source(path)? {
+    match store::read_source(path)? {
         Ok(source) => {
             let live = LiveFile {
                 path: path.to_path_buf(),
-                sha256: backup::sha256_hex(&source.bytes),
+                sha256: store::sha256_hex(&source.bytes),
                 link: None,
             };
             Ok((Some(source), live))
@@ -502,7 +500,7 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
         staged.push(Staged {
             staged: staged_path,
             target: file.target.clone(),
-            sha256: backup::sha256_hex(&file.bytes),
+            sha256: store::sha256_hex(&file.bytes),
             replace: file.replace,
         });
     }
@@ -546,7 +544,7 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
     let mut journal = Journal {
         version: 1,
         operation: change.operation.to_string(),
-        started: timefmt::rfc3339_utc(now),
+        started: text::rfc3339_utc(now),
         phase: Phase::Preparing,
         staged,
         replaced,
@@ -664,7 +662,7 @@ fn prepare(
             modified: None,
         };
         fsio::write_new_file(&staged.staged, spec).map_err(write_err(&staged.target))?;
-        staged.sha256 = backup::sha256_hex(&text);
+        staged.sha256 = store::sha256_hex(&text);
     }
     for dir in parent_dirs(journal) {
         fsio::sync_dir(&dir).map_err(write_err(&dir))?;
@@ -781,7 +779,7 @@ fn nothing_unsaved(ssh_dir: &Path, journal: &Journal) -> Result<()> {
     let mut check = |path: &Path, sha: &str| -> Result<()> {
         if saved.is_none() {
             let digests = match &journal.backup_set {
-                Some(set) => backup::set_digests(&ssh_dir.join(backup::STORE_NAME), set)
+                Some(set) => store::set_digests(&ssh_dir.join(store::STORE_NAME), set)
                     .map_err(write_err(path))?,
                 None => Vec::new(),
             };
@@ -871,7 +869,7 @@ fn link_no_replace(staged: &Staged) -> Result<()> {
             let meta = fs::metadata(&staged.staged).map_err(write_err(&staged.staged))?;
             let spec = FileSpec {
                 bytes: &bytes,
-                mode: crate::inventory::unix_mode(&meta).unwrap_or(0o600),
+                mode: crate::sys::unix_mode(&meta).unwrap_or(0o600),
                 modified: meta.modified().ok(),
             };
             match fsio::write_new_file(&staged.target, spec) {
@@ -997,9 +995,9 @@ pub fn recover(ssh_dir: &Path) -> Result<RecoveryReport> {
                 .remove_if_incomplete(&name, ssh_dir)
                 .map_err(write_err(&path))?
             {
-                backup::Unfinished::Removed => report.removed_sets.push(name),
-                backup::Unfinished::Kept { only_copy } => report.kept_sets.push((name, only_copy)),
-                backup::Unfinished::No => {}
+                store::Unfinished::Removed => report.removed_sets.push(name),
+                store::Unfinished::Kept { only_copy } => report.kept_sets.push((name, only_copy)),
+                store::Unfinished::No => {}
             }
         }
     }
@@ -1029,7 +1027,7 @@ fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
         let Some(name) = entry.name.to_str().map(str::to_string) else {
             continue;
         };
-        if !backup::is_set_name(&name) {
+        if !store::is_set_name(&name) {
             continue;
         }
         let dir = entry.path;
@@ -1041,7 +1039,7 @@ fn incomplete_sets(root: &Path) -> Result<Vec<String>> {
         if !is_dir {
             continue;
         }
-        let marked = exists(&dir.join(backup::INCOMPLETE_MARKER))?;
+        let marked = exists(&dir.join(store::INCOMPLETE_MARKER))?;
         let empty =
             || -> Result<bool> { Ok(fsio::list_dir(&dir).map_err(look_err(&dir))?.is_empty()) };
         if marked || empty()? {
@@ -1086,7 +1084,7 @@ fn recover_transaction(ssh_dir: &Path) -> Result<Option<Recovered>> {
 /// Temporary files of a keyrotate that was killed while writing (`.keyrotate-tmp-*`), in the
 /// SSH directory and the backup store. Only called with the lock held, when none can be in use.
 fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
-    for dir in [ssh_dir.to_path_buf(), ssh_dir.join(backup::STORE_NAME)] {
+    for dir in [ssh_dir.to_path_buf(), ssh_dir.join(store::STORE_NAME)] {
         let look = look_err(&dir);
         let entries = match fsio::list_dir(&dir) {
             Ok(entries) => entries,
@@ -1118,7 +1116,7 @@ fn remove_stray_temporaries(ssh_dir: &Path) -> Result<()> {
 /// that cannot be told, the answer is yes: recovery then reports what it cannot look at.
 pub fn needs_recovery(ssh_dir: &Path) -> bool {
     let journal = !matches!(fsio::lstat(&journal_path(ssh_dir)), Ok(None));
-    let sets = !matches!(incomplete_sets(&ssh_dir.join(backup::STORE_NAME)), Ok(v) if v.is_empty());
+    let sets = !matches!(incomplete_sets(&ssh_dir.join(store::STORE_NAME)), Ok(v) if v.is_empty());
     let temporaries = match fsio::list_dir(ssh_dir) {
         Ok(entries) => entries.iter().any(|e| {
             e.name

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::Path;
 
 use crate::keyfile::{Format, Kdf, KeyAlgorithm};
+use crate::text::shell_path;
 
 /// How bad a finding is. `warning` and `critical` make `check` exit 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -161,22 +162,6 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy { max_age_days: 365 }
-    }
-}
-
-/// Quote a path for a shell command line in a hint: POSIX shell quoting on Unix; on Windows,
-/// double quotes around a path that needs them (cmd and PowerShell take backslashes as they are).
-pub fn shell_path(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    if cfg!(windows) {
-        return match text.contains([' ', '&', '(', ')', '^', '%', ';', ',', '\'']) {
-            true => format!("\"{text}\""),
-            false => text.into_owned(),
-        };
-    }
-    match shlex::try_quote(&text) {
-        Ok(quoted) => quoted.into_owned(),
-        Err(_) => format!("'{text}'"),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-use crate::backup::{self, BackupError, CreatedSet, RestoreItem, SetInfo, Store};
+use crate::store::{self, BackupError, CreatedSet, RestoreItem, SetInfo, Store};
 use crate::transaction::{self, Change, NewFile, TxError};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +44,7 @@ pub fn restore(
     keys: &[OsString],
     now: SystemTime,
 ) -> Result<Restored, RestoreError> {
-    let plan = backup::plan_restore(&store, ssh_dir, set_name, keys)?;
+    let plan = store::plan_restore(&store, ssh_dir, set_name, keys)?;
     if plan.files.is_empty() {
         return Ok(Restored {
             set: plan.set,

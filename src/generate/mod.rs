@@ -10,10 +10,10 @@ use ssh_key::private::{EcdsaKeypair, Ed25519Keypair, KeypairData, RsaKeypair};
 use ssh_key::{Cipher, EcdsaCurve, LineEnding, PrivateKey};
 use zeroize::Zeroizing;
 
-use crate::backup::{CreatedSet, Store};
 use crate::keyfile::PublicInfo;
+use crate::keyfile::pem_legacy;
 use crate::passphrase::Passphrase;
-use crate::pem_legacy;
+use crate::store::{CreatedSet, Store};
 use crate::transaction::{self, Change, NewFile, TxError};
 
 /// Key algorithms keyrotate generates.
@@ -352,14 +352,14 @@ pub fn check_target(private_path: &Path, replace: bool) -> Result<(), WriteKeyEr
         source,
     };
     if let Some(dir) = private_path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !crate::fsio::is_dir(dir).map_err(|e| look(dir, e))?
+        && !crate::sys::fsio::is_dir(dir).map_err(|e| look(dir, e))?
     {
         return Err(WriteKeyError::NoDirectory {
             path: dir.to_path_buf(),
         });
     }
     for path in [private_path.to_path_buf(), public_path_for(private_path)] {
-        match crate::fsio::lstat(&path).map_err(|e| look(&path, e))? {
+        match crate::sys::fsio::lstat(&path).map_err(|e| look(&path, e))? {
             Some(_) if !replace => return Err(WriteKeyError::Exists { path }),
             Some(meta) if meta.is_dir() => return Err(WriteKeyError::NotAFile { path }),
             _ => {}

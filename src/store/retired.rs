@@ -8,14 +8,12 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use zeroize::Zeroizing;
 
-use crate::backup::STORE_NAME;
-use crate::fsio::{self, Bounded};
-
-pub const RETIRED_NAME: &str = "RETIRED";
+pub use crate::layout::{RETIRED_NAME, retired_path};
+use crate::sys::fsio::{self, Bounded};
 
 /// One retired key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +35,6 @@ impl RetiredKey {
             clean(&self.path)
         )
     }
-}
-
-pub fn retired_path(ssh_dir: &Path) -> PathBuf {
-    ssh_dir.join(STORE_NAME).join(RETIRED_NAME)
 }
 
 /// The record is never larger than this; anything bigger is not ours.
@@ -72,7 +66,7 @@ pub fn read_bytes(ssh_dir: &Path) -> io::Result<Option<Zeroizing<Vec<u8>>>> {
             format!(
                 "cannot read the retired-key record {}: {}",
                 path.display(),
-                crate::inventory::io_reason(&e)
+                crate::sys::io_reason(&e)
             ),
         )),
     }
@@ -176,7 +170,7 @@ mod tests {
     #[test]
     fn a_record_that_cannot_be_read_is_an_error_not_empty() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join(STORE_NAME)).unwrap();
+        std::fs::create_dir(crate::layout::store_dir(dir.path())).unwrap();
         assert!(read(dir.path()).unwrap().is_empty());
         std::fs::create_dir(retired_path(dir.path())).unwrap();
         let err = read(dir.path()).unwrap_err();

@@ -6,6 +6,7 @@
 //! than the input, no panics on hostile input.
 
 mod openssh;
+pub mod pem_legacy;
 mod wire;
 
 use crate::text::sanitize;

@@ -5,8 +5,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Name of the lock file inside the SSH directory.
-pub const LOCK_NAME: &str = ".keyrotate.lock";
+pub use crate::layout::LOCK_NAME;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -24,7 +23,7 @@ impl LockError {
             }
             LockError::Io { path, .. } => format!(
                 "check that you own the SSH directory and can write to it (`ls -ld {}`)",
-                crate::findings::shell_path(path.parent().unwrap_or(path))
+                crate::text::shell_path(path.parent().unwrap_or(path))
             ),
         }
     }
@@ -45,10 +44,10 @@ impl DirLock {
 
 /// Take the lock of `ssh_dir` without waiting: a second keyrotate fails fast.
 pub fn lock_ssh_dir(ssh_dir: &Path) -> Result<DirLock, LockError> {
-    let path = ssh_dir.join(LOCK_NAME);
+    let path = crate::layout::lock_path(ssh_dir);
     let io_err = |e: io::Error| LockError::Io {
         path: path.clone(),
-        reason: crate::inventory::io_reason(&e),
+        reason: crate::sys::io_reason(&e),
     };
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);

@@ -14,12 +14,13 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use crate::findings::{self, Code, Finding, KeyFacts, Policy, Severity};
-use crate::fsio::{self, Bounded};
+use crate::check::findings::{self, Code, Finding, KeyFacts, Policy, Severity};
 use crate::keyfile::{
     self, Format, Kdf, KeyAlgorithm, KeyFile, MAX_KEY_FILE_SIZE, Protection, PublicInfo, Recognised,
 };
-use crate::retired::{self, RetiredKey};
+use crate::store::retired::{self, RetiredKey};
+use crate::sys::fsio::{self, Bounded};
+use crate::sys::{io_reason, unix_mode};
 use ssh_key::HashAlg;
 use ssh_key::public::KeyData;
 
@@ -51,12 +52,12 @@ impl InventoryError {
             InventoryError::Read { path, .. } => format!(
                 "check that you own {} and can read it (`ls -ld {}`)",
                 path.display(),
-                findings::shell_path(path)
+                crate::text::shell_path(path)
             ),
             InventoryError::Retired { path, .. } => format!(
                 "check the file and the disk it is on (`ls -l {}`); keyrotate keeps its list of \
                  retired keys there",
-                findings::shell_path(path)
+                crate::text::shell_path(path)
             ),
         }
     }
@@ -154,7 +155,7 @@ fn is_excluded_name(name: &OsStr) -> bool {
         || name.starts_with(b"known_hosts")
         || name.starts_with(b"authorized_keys")
         || name.starts_with(b"authorized_principals")
-        || name.starts_with(b".keyrotate")
+        || crate::layout::is_own_name(name)
 }
 
 /// Names that say "key" even when the contents do not.
@@ -264,7 +265,7 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
                  replace your keys or your config. Fix it with `chmod 700 {}`.",
                 ssh_dir.display(),
                 mode & 0o7777,
-                findings::shell_path(ssh_dir)
+                crate::text::shell_path(ssh_dir)
             ),
         ));
     }
@@ -453,20 +454,6 @@ fn too_large(len: u64) -> String {
     format!("it is {size}, far larger than any key file, so keyrotate did not read it")
 }
 
-/// A short, lower-case description of an I/O error, without Rust's `(os error N)` noise.
-pub fn io_reason(e: &io::Error) -> String {
-    let text = e.to_string();
-    let text = match text.find(" (os error") {
-        Some(i) => &text[..i],
-        None => &text,
-    };
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(c) => c.to_lowercase().chain(chars).collect(),
-        None => text.to_string(),
-    }
-}
-
 #[cfg(unix)]
 fn special_kind(meta: &Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
@@ -493,7 +480,7 @@ fn special_kind(_meta: &Metadata) -> &'static str {
 fn other_readers(path: &Path, private: bool) -> Vec<String> {
     #[cfg(windows)]
     if private {
-        return crate::winacl::other_readers(path).unwrap_or_else(|e| {
+        return crate::sys::winacl::other_readers(path).unwrap_or_else(|e| {
             vec![format!(
                 "anyone (its access list cannot be read: {})",
                 io_reason(&e)
@@ -502,20 +489,6 @@ fn other_readers(path: &Path, private: bool) -> Vec<String> {
     }
     let _ = (path, private);
     Vec::new()
-}
-
-/// Unix permission bits, `None` where the platform has none.
-pub fn unix_mode(meta: &Metadata) -> Option<u32> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        Some(meta.permissions().mode() & 0o7777)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = meta;
-        None
-    }
 }
 
 fn age_days(modified: SystemTime, now: SystemTime) -> u64 {
@@ -641,8 +614,8 @@ fn describe(main: Scanned, public: Option<Scanned>, policy: &Policy, now: System
                                     public.path.display(),
                                     theirs.algorithm.map_or("different", |a| a.display_name()),
                                     private_algorithm.map_or("different", |a| a.display_name()),
-                                    findings::shell_path(&main.path),
-                                    findings::shell_path(&main.path)
+                                    crate::text::shell_path(&main.path),
+                                    crate::text::shell_path(&main.path)
                                 ),
                             ));
                         } else {
@@ -707,13 +680,13 @@ fn broken_finding(path: &Path, entry: &KeyEntry, reason: &str) -> Finding {
         format!(
             "{what} {reason}. Restore it from a backup (`keyrotate backup --list`) or replace it \
              with `keyrotate rotate -f {}`; if it is not a key, move it out of the SSH directory.",
-            findings::shell_path(path)
+            crate::text::shell_path(path)
         ),
     )
 }
 
 fn unreadable_finding(path: &Path, unreadable: &Unreadable) -> Finding {
-    let quoted = findings::shell_path(path);
+    let quoted = crate::text::shell_path(path);
     let next = match unreadable.next_step {
         NextStep::MoveAway => {
             "Keys are small regular files: move it out of the SSH directory".to_string()
@@ -742,8 +715,8 @@ fn broken_public_finding(private: &Path, public: &Path, reason: &str) -> Finding
             "The public key file {} cannot be used: {reason}. Recreate it with \
              `ssh-keygen -y -f {} > {}`.",
             public.display(),
-            findings::shell_path(private),
-            findings::shell_path(public)
+            crate::text::shell_path(private),
+            crate::text::shell_path(public)
         ),
     )
 }
@@ -762,8 +735,8 @@ fn mismatch_finding(
             public.display(),
             theirs.fingerprint(),
             mine.fingerprint(),
-            findings::shell_path(private),
-            findings::shell_path(public)
+            crate::text::shell_path(private),
+            crate::text::shell_path(public)
         ),
     )
 }
@@ -781,10 +754,10 @@ fn mark_retired(keys: &mut [KeyEntry], retired: &[RetiredKey]) {
     for key in keys.iter_mut() {
         let Some(fp) = &key.fingerprint else { continue };
         if let Some(r) = retired.iter().find(|r| &r.fingerprint == fp) {
-            let mut remove = findings::shell_path(&key.path);
+            let mut remove = crate::text::shell_path(&key.path);
             if let Some(public) = &key.public_path {
                 remove.push(' ');
-                remove.push_str(&findings::shell_path(public));
+                remove.push_str(&crate::text::shell_path(public));
             }
             key.findings.push(Finding::new(
                 Code::RetiredKey,
