@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use keyrotate::oldkey::{KdfLimits, Opens, passphrase_opens};
 use keyrotate::passphrase::Passphrase;
+use keyrotate::rotate::oldkey::{KdfLimits, Opens, passphrase_opens};
 use zeroize::Zeroizing;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyrotate");

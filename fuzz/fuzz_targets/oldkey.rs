@@ -2,7 +2,7 @@
 //! bytes, with the KDF work capped low so that each run stays fast.
 #![no_main]
 
-use keyrotate::oldkey::{KdfLimits, passphrase_opens};
+use keyrotate::rotate::oldkey::{KdfLimits, passphrase_opens};
 use keyrotate::passphrase::Passphrase;
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keyrotate::sshconfig::{find, rewrite};
+use keyrotate::rotate::sshconfig::{find, rewrite};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
