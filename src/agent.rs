@@ -22,6 +22,13 @@ use ssh_key::public::KeyData;
 pub struct AgentError(String);
 
 impl AgentError {
+    /// The next step when ssh-agent cannot be used.
+    pub fn hint(&self) -> String {
+        "check that ssh-agent is running and answering (`ssh-add -l`), or leave it out with \
+         --no-agent"
+            .to_string()
+    }
+
     fn from_agent(e: ssh_agent_lib::error::AgentError) -> Self {
         use ssh_agent_lib::error::AgentError as E;
         use ssh_agent_lib::proto::ProtoError as P;

@@ -13,6 +13,7 @@
 //!   names of everything keyrotate keeps on disk.
 //! - [`layout`]: every name keyrotate keeps on disk.
 //! - [`keyfile`]: recognise and parse every key format, without a passphrase.
+//! - [`error`]: the one error type; every variant knows its hint.
 //! - [`agent`]: the ssh-agent client (bounded).
 //! - [`passphrase`]: zeroizing passphrases, the strength policy, the source trait.
 //! - [`sys`]: the only module that writes files, Windows access lists, I/O error helpers.
@@ -23,6 +24,7 @@
 
 pub mod agent;
 pub mod check;
+pub mod error;
 pub mod generate;
 pub mod keyfile;
 pub mod layout;
@@ -33,3 +35,5 @@ pub mod store;
 pub mod sys;
 pub mod text;
 pub mod transaction;
+
+pub use error::{Error, Result};

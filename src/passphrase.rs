@@ -118,8 +118,17 @@ pub enum PassphraseError {
     NoTerminal,
     #[error("the two passphrases typed did not match")]
     Mismatch,
-    #[error("cannot read the passphrase from {source_name}: {reason}")]
-    Read { source_name: String, reason: String },
+    #[error("cannot read the passphrase from {source_name}: {}", crate::sys::io_reason(.source))]
+    Read {
+        source_name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the passphrase from {source_name}: it is {what}")]
+    NotAPassphraseFile {
+        source_name: String,
+        what: &'static str,
+    },
     #[error("the passphrase in {source_name} is refused: {weakness}")]
     WeakIn {
         source_name: String,
@@ -141,7 +150,7 @@ impl PassphraseError {
             PassphraseError::Mismatch => {
                 "run it again and type the same passphrase twice".to_string()
             }
-            PassphraseError::Read { .. } => {
+            PassphraseError::Read { .. } | PassphraseError::NotAPassphraseFile { .. } => {
                 "check that the file named above exists and is readable, or pipe the passphrase \
                  in with `--passphrase-file -`"
                     .to_string()

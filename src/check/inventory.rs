@@ -29,8 +29,12 @@ use ssh_key::public::KeyData;
 pub enum InventoryError {
     #[error("{} is not a directory", .path.display())]
     NotADirectory { path: PathBuf },
-    #[error("cannot read the SSH directory {}: {reason}", .path.display())]
-    Read { path: PathBuf, reason: String },
+    #[error("cannot read the SSH directory {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// The record of retired keys exists but cannot be read: without it `check` could not say
     /// that a retired key is back in use.
     #[error("{source}")]
@@ -227,9 +231,9 @@ impl Scanned {
 
 /// Inventory `ssh_dir`. A missing directory is not an error: it yields a `no-keys` finding.
 pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventory, InventoryError> {
-    let read_err = |e: io::Error| InventoryError::Read {
+    let read_err = |source: io::Error| InventoryError::Read {
         path: ssh_dir.to_path_buf(),
-        reason: io_reason(&e),
+        source,
     };
     let mut inventory = Inventory {
         ssh_dir: ssh_dir.to_path_buf(),

@@ -7,25 +7,8 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-use crate::store::{self, BackupError, CreatedSet, RestoreItem, SetInfo, Store};
-use crate::transaction::{self, Change, NewFile, TxError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum RestoreError {
-    #[error(transparent)]
-    Backup(#[from] BackupError),
-    #[error(transparent)]
-    Transaction(#[from] TxError),
-}
-
-impl RestoreError {
-    pub fn hint(&self) -> String {
-        match self {
-            RestoreError::Backup(e) => e.hint(),
-            RestoreError::Transaction(e) => e.hint(),
-        }
-    }
-}
+use crate::store::{self, CreatedSet, RestoreItem, SetInfo, Store};
+use crate::transaction::{self, Change, NewFile};
 
 /// What `restore` did.
 #[derive(Debug, Clone)]
@@ -43,7 +26,7 @@ pub fn restore(
     set_name: &str,
     keys: &[OsString],
     now: SystemTime,
-) -> Result<Restored, RestoreError> {
+) -> crate::Result<Restored> {
     let plan = store::plan_restore(&store, ssh_dir, set_name, keys)?;
     if plan.files.is_empty() {
         return Ok(Restored {

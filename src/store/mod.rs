@@ -35,8 +35,14 @@ pub enum BackupError {
     StoreNotADirectory { path: PathBuf },
     #[error("there is no SSH directory at {}", .path.display())]
     NoSshDir { path: PathBuf },
-    #[error("cannot back up {}: {reason}", .path.display())]
-    Source { path: PathBuf, reason: String },
+    #[error("cannot back up {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot back up {}: {why}", .path.display())]
+    NotAKeyFile { path: PathBuf, why: SkipReason },
     #[error("there is no key {} (looked for {})", .key, .path.display())]
     NoSuchKey {
         key: String,
@@ -49,8 +55,14 @@ pub enum BackupError {
         first: PathBuf,
         second: PathBuf,
     },
-    #[error("could not write {}: {reason}", .path.display())]
-    Write { path: PathBuf, reason: String },
+    #[error("could not write {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("could not make a backup set in {}: too many sets have the same timestamp", .path.display())]
+    TooManySets { path: PathBuf },
     #[error("the copy {} does not match its original {} when read back", .dest.display(), .source_path.display())]
     Mismatch { source_path: PathBuf, dest: PathBuf },
     #[error("there is no backup set named {name} in {}", .store.display())]
@@ -69,11 +81,20 @@ pub enum BackupError {
     SetIncomplete { set: PathBuf },
     #[error("backup set {} is damaged: {detail}", .set.display())]
     SetDamaged { set: PathBuf, detail: String },
-    #[error("cannot restore {}: {reason}", .path.display())]
-    RestoreTarget { path: PathBuf, reason: String },
-
-    #[error("cannot read {}: {reason}", .path.display())]
-    Read { path: PathBuf, reason: String },
+    #[error("cannot restore {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    RestoreTarget {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot restore {}: {why}", .path.display())]
+    RestoreOver { path: PathBuf, why: SkipReason },
+    #[error("cannot read {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl BackupError {
@@ -95,12 +116,15 @@ impl BackupError {
             BackupError::NoSshDir { .. } => {
                 "point --ssh-dir (or KEYROTATE_SSH_DIR) at your SSH directory".to_string()
             }
-            BackupError::Source { reason, .. } if reason.starts_with("it is a directory") => {
+            BackupError::NotAKeyFile {
+                why: SkipReason::Directory,
+                ..
+            } => {
                 "name key files, not directories: `keyrotate backup KEY...` (each key brings its \
                  .pub)"
                     .to_string()
             }
-            BackupError::Source { .. } | BackupError::Read { .. } => {
+            BackupError::Source { .. } | BackupError::NotAKeyFile { .. } | BackupError::Read { .. } => {
                 "check the file's owner and permissions with `ls -l`, or name the keys to back up \
                  explicitly: `keyrotate backup KEY...`"
                     .to_string()
@@ -112,7 +136,7 @@ impl BackupError {
             BackupError::NameClash { .. } => {
                 "back them up in two separate runs of `keyrotate backup`".to_string()
             }
-            BackupError::Write { .. } | BackupError::Mismatch { .. } => {
+            BackupError::Write { .. } | BackupError::Mismatch { .. } | BackupError::TooManySets { .. } => {
                 "your keys were not touched, and the unfinished set was removed (or, failing that, \
                  is marked INCOMPLETE); check the free space and health of the disk (`df -h`), then \
                  run again"
@@ -136,7 +160,7 @@ impl BackupError {
                  choose another set from `keyrotate backup --list`"
                     .to_string()
             }
-            BackupError::RestoreTarget { path, .. } => format!(
+            BackupError::RestoreTarget { path, .. } | BackupError::RestoreOver { path, .. } => format!(
                 "move {} out of the way, then run the restore again",
                 shell_path(path)
             ),
@@ -147,16 +171,16 @@ impl BackupError {
 type Result<T> = std::result::Result<T, BackupError>;
 
 fn write_err(path: &Path) -> impl Fn(io::Error) -> BackupError + '_ {
-    move |e| BackupError::Write {
+    move |source| BackupError::Write {
         path: path.to_path_buf(),
-        reason: io_reason(&e),
+        source,
     }
 }
 
 fn read_err(path: &Path) -> impl Fn(io::Error) -> BackupError + '_ {
-    move |e| BackupError::Read {
+    move |source| BackupError::Read {
         path: path.to_path_buf(),
-        reason: io_reason(&e),
+        source,
     }
 }
 
@@ -180,11 +204,26 @@ pub struct SourceFile {
     pub symlink_target: Option<PathBuf>,
 }
 
+/// Why a file is not something keyrotate copies (or restores over).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipReason {
+    #[error("it is a directory")]
+    Directory,
+    #[error("it is not a regular file")]
+    NotRegular,
+    #[error("it is larger than any key file (over 1 MiB)")]
+    TooLarge,
+    #[error("it is a symbolic link to {}, which does not exist", .0.display())]
+    DanglingLink(PathBuf),
+    #[error("a directory has that name")]
+    DirectoryThere,
+}
+
 /// Why a file was left out of a default backup.
 #[derive(Debug, Clone)]
 pub struct Skipped {
     pub path: PathBuf,
-    pub reason: String,
+    pub reason: SkipReason,
     /// Set when `path` is a symbolic link to nothing that can be saved (nowhere, a device):
     /// where it points.
     pub link: Option<PathBuf>,
@@ -193,9 +232,9 @@ pub struct Skipped {
 /// Read one file to back up. `Ok(None)` for things that are not key files at all (special files,
 /// files over 1 MiB); errors for files that cannot be read.
 pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skipped>> {
-    let source_err = |e: io::Error| BackupError::Source {
+    let source_err = |source: io::Error| BackupError::Source {
         path: path.to_path_buf(),
-        reason: io_reason(&e),
+        source,
     };
     let lmeta = fs::symlink_metadata(path).map_err(source_err)?;
     let symlink_target = if lmeta.file_type().is_symlink() {
@@ -203,7 +242,7 @@ pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skippe
     } else {
         None
     };
-    let skipped = |reason: String| {
+    let skipped = |reason: SkipReason| {
         Ok(Err(Skipped {
             path: path.to_path_buf(),
             reason,
@@ -215,20 +254,17 @@ pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skippe
         // A link that leads nowhere has nothing to save; anything else that stops the read
         // (EIO, EACCES) is an error, never "nothing there".
         Err(e) if e.kind() == io::ErrorKind::NotFound && symlink_target.is_some() => {
-            let target = symlink_target.as_deref().unwrap_or(Path::new(""));
-            return skipped(format!(
-                "it is a symbolic link to {}, which does not exist",
-                target.display()
-            ));
+            let target = symlink_target.clone().unwrap_or_default();
+            return skipped(SkipReason::DanglingLink(target));
         }
         Err(e) => return Err(source_err(e)),
     };
     let bytes = match bounded {
         Bounded::Bytes(bytes) => bytes,
-        Bounded::NotRegular if meta.is_dir() => return skipped("it is a directory".to_string()),
-        Bounded::NotRegular => return skipped("it is not a regular file".to_string()),
+        Bounded::NotRegular if meta.is_dir() => return skipped(SkipReason::Directory),
+        Bounded::NotRegular => return skipped(SkipReason::NotRegular),
         Bounded::TooLarge(_) => {
-            return skipped("it is larger than any key file (over 1 MiB)".to_string());
+            return skipped(SkipReason::TooLarge);
         }
     };
     Ok(Ok(SourceFile {
@@ -392,9 +428,8 @@ impl Store {
                 Err(e) => return Err(write_err(&dir)(e)),
             }
         }
-        Err(BackupError::Write {
-            path: self.root.join(&stamp),
-            reason: "too many backup sets with the same timestamp".to_string(),
+        Err(BackupError::TooManySets {
+            path: self.root.clone(),
         })
     }
 
@@ -1043,16 +1078,13 @@ pub fn plan_restore(
         let bytes: &[u8] = f.bytes.as_deref().map(|b| b.as_slice()).unwrap_or_default();
         let (unchanged, replaces) = match fs::symlink_metadata(&to) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => (false, false),
-            Err(e) => {
-                return Err(BackupError::RestoreTarget {
-                    path: to,
-                    reason: io_reason(&e),
-                });
+            Err(source) => {
+                return Err(BackupError::RestoreTarget { path: to, source });
             }
             Ok(meta) if meta.is_dir() => {
-                return Err(BackupError::RestoreTarget {
+                return Err(BackupError::RestoreOver {
                     path: to,
-                    reason: "a directory has that name".to_string(),
+                    why: SkipReason::DirectoryThere,
                 });
             }
             Ok(meta) => match read_source(&to)? {
@@ -1064,9 +1096,9 @@ pub fn plan_restore(
                 // A dangling link: nothing to save, and it is replaced, never written through.
                 Err(_) if meta.file_type().is_symlink() => (false, true),
                 Err(skipped) => {
-                    return Err(BackupError::RestoreTarget {
+                    return Err(BackupError::RestoreOver {
                         path: to,
-                        reason: skipped.reason,
+                        why: skipped.reason,
                     });
                 }
             },

@@ -11,8 +11,12 @@ pub use crate::layout::LOCK_NAME;
 pub enum LockError {
     #[error("another keyrotate is already working on this SSH directory (it holds {})", .path.display())]
     Busy { path: PathBuf },
-    #[error("cannot take the lock {}: {reason}", .path.display())]
-    Io { path: PathBuf, reason: String },
+    #[error("cannot take the lock {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl LockError {
@@ -45,9 +49,9 @@ impl DirLock {
 /// Take the lock of `ssh_dir` without waiting: a second keyrotate fails fast.
 pub fn lock_ssh_dir(ssh_dir: &Path) -> Result<DirLock, LockError> {
     let path = crate::layout::lock_path(ssh_dir);
-    let io_err = |e: io::Error| LockError::Io {
+    let io_err = |source: io::Error| LockError::Io {
         path: path.clone(),
-        reason: crate::sys::io_reason(&e),
+        source,
     };
     let mut options = OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);

@@ -41,7 +41,6 @@ use crate::layout::journal_path;
 use crate::store::retired::{self, RetiredKey};
 use crate::store::{self, BackupError, CreatedSet, SourceFile, Store};
 use crate::sys::fsio::{self, Bounded, FileSpec};
-use crate::sys::io_reason;
 use crate::text;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -123,16 +122,29 @@ pub enum TxError {
     Exists { path: PathBuf },
     #[error(transparent)]
     Backup(#[from] BackupError),
-    #[error("could not write {}: {reason}", .path.display())]
-    Write { path: PathBuf, reason: String },
+    #[error("could not write {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("{} changed while keyrotate was working on it", .path.display())]
     Changed { path: PathBuf },
     #[error("the journal {} is damaged: {reason}", .path.display())]
     Journal { path: PathBuf, reason: String },
+    #[error("the journal {} is damaged: {}", .path.display(), crate::sys::io_reason(.source))]
+    JournalUnreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("keyrotate cannot handle the file name {}: it is not valid UTF-8", .path.display())]
     NonUtf8 { path: PathBuf },
-    #[error("the change was made but could not be completely finished: {reason}")]
-    Unfinished { reason: String },
+    #[error("the change was made but could not be completely finished: {source}")]
+    Unfinished {
+        #[source]
+        source: Box<TxError>,
+    },
     #[error("{} appeared while keyrotate was writing, so it was left alone and nothing was changed", .path.display())]
     Appeared { path: PathBuf },
     /// `source` names the path already ("cannot look at PATH: ...").
@@ -169,7 +181,7 @@ impl TxError {
             TxError::Changed { .. } => {
                 "something else is changing your keys; let it finish, then run again".to_string()
             }
-            TxError::Journal { path, .. } => format!(
+            TxError::Journal { path, .. } | TxError::JournalUnreadable { path, .. } => format!(
                 "nothing was changed. Look at {p} (a record of an interrupted keyrotate run); your \
                  keys are in key_backup/ (`keyrotate backup --list`). Once you have what you need, \
                  remove it (`rm {p}`)",
@@ -213,17 +225,17 @@ impl TxError {
 type Result<T> = std::result::Result<T, TxError>;
 
 fn write_err(path: &Path) -> impl FnOnce(io::Error) -> TxError + '_ {
-    move |e| TxError::Write {
+    move |source| TxError::Write {
         path: path.to_path_buf(),
-        reason: io_reason(&e),
+        source,
     }
 }
 
 fn write_journal(ssh_dir: &Path, journal: &Journal) -> Result<()> {
     let path = journal_path(ssh_dir);
-    let text = serde_json::to_vec_pretty(journal).map_err(|e| TxError::Journal {
+    let text = serde_json::to_vec_pretty(journal).map_err(|e| TxError::Write {
         path: path.clone(),
-        reason: e.to_string(),
+        source: e.into(),
     })?;
     let spec = FileSpec {
         bytes: &text,
@@ -266,7 +278,7 @@ fn read_journal(ssh_dir: &Path) -> Result<Option<Journal>> {
     let bytes = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => bytes,
         Ok(_) => return Err(untrusted("it is not a regular file".to_string())),
-        Err(e) => return Err(damaged(io_reason(&e))),
+        Err(source) => return Err(TxError::JournalUnreadable { path, source }),
     };
     let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
     validate(ssh_dir, &journal).map_err(untrusted)?;
@@ -454,9 +466,9 @@ fn live_source(path: &Path) -> Result<(Option<SourceFile>, LiveFile)> {
                     link: Some(target),
                 },
             )),
-            None => Err(TxError::Backup(BackupError::Source {
+            None => Err(TxError::Backup(BackupError::NotAKeyFile {
                 path: skipped.path,
-                reason: skipped.reason,
+                why: skipped.reason,
             })),
         },
     }
@@ -586,7 +598,7 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
             let applied = apply(ssh_dir, &journal)
                 .or_else(|_| apply(ssh_dir, &journal))
                 .map_err(|e| TxError::Unfinished {
-                    reason: e.to_string(),
+                    source: Box::new(e),
                 })?;
             match applied {
                 Applied::Done => Ok(Committed { backup }),
@@ -615,11 +627,11 @@ fn prepare(
         (Some(store), false) => {
             let set = store.create_set_then(to_save, now, |name| {
                 journal.backup_set = Some(name.to_string());
-                write_journal(ssh_dir, journal).map_err(|e| BackupError::Write {
-                    path: journal_path(ssh_dir),
-                    reason: match e {
-                        TxError::Write { reason, .. } => reason,
-                        other => other.to_string(),
+                write_journal(ssh_dir, journal).map_err(|e| match e {
+                    TxError::Write { path, source } => BackupError::Write { path, source },
+                    other => BackupError::Write {
+                        path: journal_path(ssh_dir),
+                        source: io::Error::other(other.to_string()),
                     },
                 })
             })?;

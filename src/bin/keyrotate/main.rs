@@ -33,7 +33,8 @@ fn main() -> ExitCode {
     interrupt::install();
     // Ctrl-C before a transaction's commit point undoes it (see interrupt.rs).
     keyrotate::transaction::cancel_when(interrupt::pending);
-    match std::panic::catch_unwind(|| commands::run(cli)) {
+    // Library errors carry their hint; anyhow is the edge where they meet the printer.
+    match std::panic::catch_unwind(|| commands::run(cli).map_err(anyhow::Error::from)) {
         Ok(Ok(code)) => code,
         Ok(Err(err)) => {
             if interrupt::interrupted() {

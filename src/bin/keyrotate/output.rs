@@ -7,23 +7,6 @@ use anstyle::{AnsiColor, Style};
 
 use crate::cli::ColorWhen;
 
-/// Errors the binary raises itself: what went wrong, and what to do next.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct UserError {
-    pub message: String,
-    pub hint: String,
-}
-
-impl UserError {
-    pub fn new(message: impl Into<String>, hint: impl Into<String>) -> Self {
-        UserError {
-            message: message.into(),
-            hint: hint.into(),
-        }
-    }
-}
-
 pub fn set_color(when: ColorWhen) {
     // `auto` keeps anstream's own rules: a terminal, NO_COLOR, CLICOLOR_FORCE, TERM=dumb.
     match when {
@@ -123,8 +106,8 @@ pub fn print_note(text: &str) {
 }
 
 /// Write a JSON document to stdout: never coloured, so no colour filter is needed.
-pub fn print_json(doc: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_vec_pretty(doc)?;
+pub fn print_json(doc: &impl serde::Serialize) -> keyrotate::Result<()> {
+    let mut text = serde_json::to_vec_pretty(doc).map_err(io::Error::from)?;
     text.push(b'\n');
     Ok(print_raw(&text)?)
 }
@@ -156,47 +139,10 @@ fn error_chain(err: &anyhow::Error) -> String {
     keyrotate::text::sanitize(&parts.join(": "))
 }
 
+/// The hint of the library's error, or a generic one for anything else (a bug if it happens).
 fn hint_for(err: &anyhow::Error) -> String {
-    for cause in err.chain() {
-        if let Some(user) = cause.downcast_ref::<UserError>() {
-            return user.hint.clone();
-        }
-        if let Some(inventory) = cause.downcast_ref::<keyrotate::check::inventory::InventoryError>()
-        {
-            return inventory.hint();
-        }
-        if let Some(backup) = cause.downcast_ref::<keyrotate::store::BackupError>() {
-            return backup.hint();
-        }
-        if let Some(lock) = cause.downcast_ref::<keyrotate::transaction::lock::LockError>() {
-            return lock.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<keyrotate::passphrase::PassphraseError>() {
-            return e.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<keyrotate::generate::SpecError>() {
-            return e.hint().to_string();
-        }
-        if let Some(e) = cause.downcast_ref::<keyrotate::generate::WriteKeyError>() {
-            return e.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<keyrotate::transaction::TxError>() {
-            return e.hint();
-        }
-        if let Some(e) = cause.downcast_ref::<keyrotate::restore::RestoreError>() {
-            return e.hint();
-        }
+    match err.downcast_ref::<keyrotate::Error>() {
+        Some(e) => e.hint(),
+        None => "run `keyrotate --help` for usage".to_string(),
     }
-    for cause in err.chain() {
-        if let Some(io) = cause.downcast_ref::<io::Error>() {
-            return match io.kind() {
-                io::ErrorKind::PermissionDenied => {
-                    "check the owner and permissions of the file named above (`ls -l`)".to_string()
-                }
-                io::ErrorKind::NotFound => "check that the path named above exists".to_string(),
-                _ => "check the file named above and the disk it is on, then try again".to_string(),
-            };
-        }
-    }
-    "run `keyrotate --help` for usage".to_string()
 }

@@ -5,7 +5,6 @@ use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 
 use keyrotate::passphrase::{Passphrase, PassphraseError, PassphraseSource, check_strength};
-use keyrotate::sys::io_reason;
 use zeroize::Zeroizing;
 
 use crate::interrupt::QuietTerminal;
@@ -30,9 +29,13 @@ impl FileSource {
     fn first_line(&self) -> Result<Zeroizing<Vec<u8>>, PassphraseError> {
         let stdin = self.path.as_os_str() == "-";
         let source_name = self.source_name();
-        let read_err = |reason: String| PassphraseError::Read {
+        let read_err = |source: io::Error| PassphraseError::Read {
             source_name: source_name.clone(),
-            reason,
+            source,
+        };
+        let not_a_file = |what: &'static str| PassphraseError::NotAPassphraseFile {
+            source_name: source_name.clone(),
+            what,
         };
         let mut line = Zeroizing::new(Vec::new());
         if stdin {
@@ -40,22 +43,22 @@ impl FileSource {
                 .lock()
                 .take(MAX_LINE)
                 .read_until(b'\n', &mut line)
-                .map_err(|e| read_err(io_reason(&e)))?;
+                .map_err(read_err)?;
         } else {
             // Opened like `cat` would: a pipe (`--passphrase-file <(pass show jasmin)`) waits
             // for its writer. Read a byte at a time, so that no unwiped buffer holds the rest
             // of the line (a few dozen read calls).
-            let file = std::fs::File::open(&self.path).map_err(|e| read_err(io_reason(&e)))?;
-            let meta = file.metadata().map_err(|e| read_err(io_reason(&e)))?;
+            let file = std::fs::File::open(&self.path).map_err(read_err)?;
+            let meta = file.metadata().map_err(read_err)?;
             if meta.is_dir() {
-                return Err(read_err("it is a directory".to_string()));
+                return Err(not_a_file("a directory"));
             }
             if meta.is_file() && meta.len() > MAX_LINE {
-                return Err(read_err("it is too large".to_string()));
+                return Err(not_a_file("too large"));
             }
             #[allow(clippy::unbuffered_bytes)] // deliberately: no buffer to wipe
             for byte in file.take(MAX_LINE).bytes() {
-                match byte.map_err(|e| read_err(io_reason(&e)))? {
+                match byte.map_err(read_err)? {
                     b'\n' => break,
                     b => line.push(b),
                 }
@@ -96,10 +99,10 @@ fn ask(prompt: &str) -> Result<Passphrase, PassphraseError> {
         Err(e) if e.kind() == io::ErrorKind::Interrupted || crate::interrupt::interrupted() => {
             crate::interrupt::exit_interrupted()
         }
-        Err(e) => {
+        Err(source) => {
             return Err(PassphraseError::Read {
                 source_name: "the terminal".to_string(),
-                reason: io_reason(&e),
+                source,
             });
         }
     };

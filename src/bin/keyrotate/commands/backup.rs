@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::Result;
+use keyrotate::Result;
 use keyrotate::check::findings::Policy;
 use keyrotate::check::inventory;
 use keyrotate::keyfile::PublicInfo;
@@ -136,9 +136,9 @@ fn collect_sources(ssh_dir: &Path, keys: &[PathBuf]) -> Result<(Vec<SourceFile>,
         match store::read_source(&path)? {
             Ok(source) => sources.push(source),
             Err(skip) if explicit => {
-                return Err(BackupError::Source {
+                return Err(BackupError::NotAKeyFile {
                     path: skip.path,
-                    reason: skip.reason,
+                    why: skip.reason,
                 }
                 .into());
             }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use anstyle::Style;
-use anyhow::Result;
+use keyrotate::Result;
 use keyrotate::check::findings::{Finding, Policy, Severity};
 use keyrotate::check::inventory::{self, Inventory, KeyEntry, Summary};
 use keyrotate::keyfile::{Format, KeyAlgorithm};

@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
 use clap::CommandFactory;
+use keyrotate::Result;
 
 use crate::cli::Cli;
 use crate::output;
@@ -51,11 +51,13 @@ pub fn man() -> Result<ExitCode> {
         page.extend_from_slice(extra.as_bytes());
         top.render_version_section(&mut page)
     })();
-    rendered.context("could not render the manual page")?;
+    rendered
+        .map_err(|e| std::io::Error::other(format!("could not render the manual page: {e}")))?;
     print(&page)
 }
 
 fn print(bytes: &[u8]) -> Result<ExitCode> {
-    output::print_raw(bytes).context("could not write to stdout")?;
+    output::print_raw(bytes)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("could not write to stdout: {e}")))?;
     Ok(ExitCode::SUCCESS)
 }

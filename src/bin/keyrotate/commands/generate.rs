@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::Result;
+use keyrotate::Result;
 use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey, Written};
 use keyrotate::passphrase::{Passphrase, PassphraseSource};
 use keyrotate::store::Store;
@@ -17,7 +17,7 @@ use super::Context;
 use super::plan::{Action, Plan};
 use crate::cli::{self, GenerateArgs};
 use crate::interrupt::Critical;
-use crate::output::{self, Spinner, UserError};
+use crate::output::{self, Spinner};
 use crate::prompt::{FileSource, TerminalSource};
 
 pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
@@ -157,15 +157,14 @@ pub fn target_path(ctx: &Context, args: &GenerateArgs, spec: &KeySpec) -> Result
         return Ok(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
     }
     if !generate::valid_service_name(&args.service) {
-        return Err(UserError::new(
+        return Err(keyrotate::Error::refused(
             format!(
                 "\"{}\" cannot be part of a key file name",
                 sanitize(&args.service)
             ),
             "use letters, digits, '.', '_' and '-' in --service (e.g. --service jasmin), or give \
              the path with -f",
-        )
-        .into());
+        ));
     }
     Ok(ctx.ssh_dir.join(spec.default_file_name(&args.service)))
 }
@@ -204,7 +203,7 @@ pub fn ensure_ssh_dir(ssh_dir: &Path) -> Result<()> {
         return Ok(());
     }
     fsio::create_private_dir(ssh_dir).map_err(|e| {
-        UserError::new(
+        keyrotate::Error::refused(
             format!(
                 "cannot create the SSH directory {}: {}",
                 ssh_dir.display(),

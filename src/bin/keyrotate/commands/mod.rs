@@ -11,13 +11,13 @@ mod rotate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use keyrotate::Result;
 
 use keyrotate::transaction;
-use keyrotate::transaction::lock::{self, DirLock, LockError};
+use keyrotate::transaction::lock::{self, DirLock};
 
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::output::{self, UserError};
+use crate::output;
 
 /// What every subcommand needs from the global options, resolved once.
 #[derive(Debug)]
@@ -95,22 +95,19 @@ pub fn recover_if_needed(ctx: &Context) {
         }
     }
     // A journal recovery would refuse is reported before the lock is even taken.
-    let checked = transaction::check_journal(&ctx.ssh_dir).map_err(anyhow::Error::from);
+    let checked = transaction::check_journal(&ctx.ssh_dir).map_err(keyrotate::Error::from);
     match checked.and_then(|()| lock_and_recover(ctx)) {
         Ok(_lock) => {}
-        Err(e)
-            if e.downcast_ref::<LockError>()
-                .is_some_and(|l| matches!(l, LockError::Busy { .. })) =>
-        {
+        Err(e) if e.is_busy() => {
             output::print_note("another keyrotate is changing keys in this directory right now");
         }
         Err(e) => {
-            let hint = e
-                .downcast_ref::<transaction::TxError>()
-                .map(|t| format!(" ({})", t.hint()))
-                .unwrap_or_default();
+            let hint = match &e {
+                keyrotate::Error::Transaction(t) => format!(" ({})", t.hint()),
+                _ => String::new(),
+            };
             output::print_note(&format!(
-                "could not finish an interrupted keyrotate run: {e:#}{hint}"
+                "could not finish an interrupted keyrotate run: {e}{hint}"
             ))
         }
     }
@@ -125,11 +122,10 @@ fn resolve_ssh_dir(explicit: Option<&PathBuf>) -> Result<PathBuf> {
             Some(home) => home.join(".ssh"),
             None => {
                 let var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
-                return Err(UserError::new(
+                return Err(keyrotate::Error::refused(
                     format!("cannot tell where your home directory is ({var} is not set)"),
                     "pass the SSH directory with `--ssh-dir DIR`",
-                )
-                .into());
+                ));
             }
         },
     };

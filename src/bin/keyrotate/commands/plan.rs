@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::Result;
+use keyrotate::Result;
 use keyrotate::store;
 use keyrotate::text::sanitize;
 use keyrotate::transaction;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::Result;
+use keyrotate::Result;
 use keyrotate::restore::{self as restorer, Restored};
 use keyrotate::store::{self, BackupError, Store};
 use keyrotate::text::sanitize;
@@ -16,20 +16,22 @@ use super::generate::live_files;
 use super::plan::{Action, Plan};
 use crate::cli::RestoreArgs;
 use crate::interrupt::Critical;
-use crate::output::{self, UserError};
+use crate::output;
 
 pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     let mut keys: Vec<OsString> = Vec::new();
     for key in &args.keys {
         if key.components().count() != 1 || key.file_name().is_none() {
-            return Err(UserError::new(
-                format!("{} is a path; restore takes the names of files in the set", key.display()),
+            return Err(keyrotate::Error::refused(
+                format!(
+                    "{} is a path; restore takes the names of files in the set",
+                    key.display()
+                ),
                 format!(
                     "name the keys as `keyrotate backup --list` shows them, e.g. `keyrotate restore {} id_rsa`",
                     args.set
                 ),
-            )
-            .into());
+            ));
         }
         keys.push(key.as_os_str().to_owned());
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use anyhow::Result;
+use keyrotate::Result;
 use keyrotate::agent::Agent;
 use keyrotate::generate::{self as keygen, KeySpec, NewKey};
 use keyrotate::passphrase::Passphrase;
@@ -27,7 +27,7 @@ use super::generate::{
 use super::plan::{Action, Plan};
 use crate::cli::{Reason, RotateArgs};
 use crate::interrupt::Critical;
-use crate::output::{self, Spinner, UserError};
+use crate::output::{self, Spinner};
 
 /// What the passphrase check against the old key(s) concluded.
 enum PassphraseCheck {
@@ -52,19 +52,17 @@ impl PassphraseCheck {
 pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     let spec = spec_from_args(&args.generate)?;
     if args.agent_lifetime == Some(0) {
-        return Err(UserError::new(
+        return Err(keyrotate::Error::refused(
             "--agent-lifetime must be at least 1 second",
             "give the number of seconds the new key may stay in ssh-agent, e.g. --agent-lifetime 3600",
-        )
-        .into());
+        ));
     }
     if args.apple_use_keychain && !cfg!(target_os = "macos") {
-        return Err(UserError::new(
+        return Err(keyrotate::Error::refused(
             "--apple-use-keychain works only on macOS, whose ssh-add can keep passphrases in the \
              keychain",
             "leave the option out: keyrotate adds the new key to ssh-agent itself",
-        )
-        .into());
+        ));
     }
     let target = target_path(ctx, &args.generate, &spec)?;
     if args.generate.dry_run {
@@ -276,12 +274,11 @@ fn passphrase_for_rotation(
                 sanitize(&opened.path().to_string_lossy())
             );
             if !interactive || attempt == 3 {
-                return Err(UserError::new(
+                return Err(keyrotate::Error::refused(
                     message,
                     "choose a passphrase you have never used before (four or more random words); \
                      nothing was changed",
-                )
-                .into());
+                ));
             }
             output::print_note(&format!("{message}. Try another."));
             continue;
@@ -355,15 +352,14 @@ impl ConfigPlan {
         // changed: exit 0 would claim a change that was not made. Otherwise it is a note.
         let cannot = |why: String| -> Result<ConfigPlan> {
             if update {
-                return Err(UserError::new(
+                return Err(keyrotate::Error::refused(
                     format!(
                         "cannot read {} to update its IdentityFile lines: {why}",
                         path.display()
                     ),
                     "nothing was changed; make the file readable (or move it aside), or leave out \
                      --update-config and edit its IdentityFile lines yourself after the rotation",
-                )
-                .into());
+                ));
             }
             output::print_note(&format!(
                 "could not read {} to look for the old key's name: {why}",
