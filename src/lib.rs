@@ -8,6 +8,7 @@
 //! - [`generate`]: new key pairs, encoded as `ssh-keygen` would (OpenSSH or legacy PEM).
 //! - [`rotate`]: the service's keys, the old-passphrase check, the ssh config rewrite.
 //! - [`restore`]: putting a backup set back, through a transaction.
+//! - [`plan`]: the one plan a dry run prints and the real run executes.
 //! - [`transaction`]: crash-safe changes of live key files (journal, commit, recovery, lock).
 //! - [`store`]: the backup store (verified sets, listing), the retired-key record, and the
 //!   names of everything keyrotate keeps on disk.
@@ -29,6 +30,7 @@ pub mod generate;
 pub mod keyfile;
 pub mod layout;
 pub mod passphrase;
+pub mod plan;
 pub mod restore;
 pub mod rotate;
 pub mod store;

@@ -13,7 +13,8 @@ use zeroize::Zeroizing;
 use crate::keyfile::PublicInfo;
 use crate::keyfile::pem_legacy;
 use crate::passphrase::Passphrase;
-use crate::store::{CreatedSet, Store};
+use crate::plan::{Content, PlannedChange};
+use crate::store::CreatedSet;
 use crate::transaction::{self, Change, NewFile, TxError};
 
 /// Key algorithms keyrotate generates.
@@ -368,31 +369,23 @@ pub fn check_target(private_path: &Path, replace: bool) -> Result<(), WriteKeyEr
     Ok(())
 }
 
-/// Put a new key in place at `private_path` (and `.pub` beside it), as one crash-safe
-/// transaction. With `store`, an existing pair is first saved in a new verified backup set, then
-/// replaced; without it, an existing file at either name is an error and nothing is touched.
-pub fn write_new_key(
-    ssh_dir: &Path,
-    private_path: &Path,
-    key: &NewKey,
-    store: Option<Store>,
-) -> Result<Written, WriteKeyError> {
-    check_target(private_path, store.is_some())?;
-    let public_path = public_path_for(private_path);
-    let replace = store.is_some();
-    let change = Change {
+/// The plan of a new pair at `private_path` (and `.pub` beside it). With `replace`, an existing
+/// pair is first saved in a new verified backup set, then replaced; without it, an existing file
+/// at either name is an error and nothing is touched.
+pub fn planned_pair(private_path: &Path, replace: bool) -> PlannedChange {
+    Change {
         operation: "generate",
         new_files: vec![
             NewFile {
                 target: private_path.to_path_buf(),
-                bytes: Zeroizing::new(key.private_file.as_bytes().to_vec()),
+                bytes: Content::PrivateKey,
                 mode: 0o600,
                 replace,
                 modified: None,
             },
             NewFile {
-                target: public_path.clone(),
-                bytes: Zeroizing::new(key.public_file.as_bytes().to_vec()),
+                target: public_path_for(private_path),
+                bytes: Content::PublicKey,
                 mode: 0o644,
                 replace,
                 modified: None,
@@ -400,12 +393,25 @@ pub fn write_new_key(
         ],
         remove: Vec::new(),
         retire: Vec::new(),
-        store,
-    };
+        backup: replace,
+    }
+}
+
+/// Put a new key in place at `private_path`, as one crash-safe transaction: the plan of
+/// [`planned_pair`], executed with `key`'s files.
+pub fn write_new_key(
+    ssh_dir: &Path,
+    private_path: &Path,
+    key: &NewKey,
+    replace: bool,
+) -> Result<Written, WriteKeyError> {
+    check_target(private_path, replace)?;
+    let change = planned_pair(private_path, replace)
+        .map_content(|c| c.fill(key.private_file.as_bytes(), key.public_file.as_bytes()));
     let committed = transaction::commit(ssh_dir, change, SystemTime::now())?;
     Ok(Written {
         private_path: private_path.to_path_buf(),
-        public_path,
+        public_path: public_path_for(private_path),
         backup: committed.backup,
     })
 }

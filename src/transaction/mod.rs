@@ -85,10 +85,11 @@ struct Journal {
     backup_set: Option<String>,
 }
 
-/// A new file the transaction puts in place.
-pub struct NewFile {
+/// A new file the transaction puts in place. `C` is its content: bytes when it is committed, or
+/// a description of the bytes to come in a plan (see [`crate::plan`]).
+pub struct NewFile<C = Zeroizing<Vec<u8>>> {
     pub target: PathBuf,
-    pub bytes: Zeroizing<Vec<u8>>,
+    pub bytes: C,
     pub mode: u32,
     /// May an existing file at `target` be replaced (after being saved)? If not, one there is an error.
     pub replace: bool,
@@ -96,17 +97,74 @@ pub struct NewFile {
     pub modified: Option<SystemTime>,
 }
 
-/// Everything one transaction changes.
-pub struct Change {
+/// Everything one transaction changes. The same value, with its contents still to come, is the
+/// plan a dry run prints ([`preview`]).
+pub struct Change<C = Zeroizing<Vec<u8>>> {
     /// `"generate"`, `"rotate"` or `"restore"`: shown when a later command recovers it.
     pub operation: &'static str,
-    pub new_files: Vec<NewFile>,
+    pub new_files: Vec<NewFile<C>>,
     /// Live files to take out of the live directory (they are saved in the backup set first).
     pub remove: Vec<PathBuf>,
     /// Keys to add to the retired-key record (their `set` is filled in with the backup set's name).
     pub retire: Vec<RetiredKey>,
-    /// The backup store: needed when anything is replaced or removed, or keys are retired.
-    pub store: Option<Store>,
+    /// May live files be replaced or removed (each saved first in a new set of the backup store,
+    /// which is made if need be)? Without it, anything to save is an error.
+    pub backup: bool,
+}
+
+impl<C> Change<C> {
+    /// The same change with each new file's content turned into `f(content)`.
+    pub fn map_content<D>(self, mut f: impl FnMut(C) -> D) -> Change<D> {
+        Change {
+            operation: self.operation,
+            new_files: self
+                .new_files
+                .into_iter()
+                .map(|n| NewFile {
+                    target: n.target,
+                    bytes: f(n.bytes),
+                    mode: n.mode,
+                    replace: n.replace,
+                    modified: n.modified,
+                })
+                .collect(),
+            remove: self.remove,
+            retire: self.retire,
+            backup: self.backup,
+        }
+    }
+}
+
+/// What [`commit`] of a change would do, as its look phase finds it: the same function decides
+/// both, so a dry run and the real run cannot drift apart.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// Live files saved in the new backup set (empty: no set is made).
+    pub saved: Vec<PathBuf>,
+    /// The backup store, when it does not exist yet and would be made.
+    pub new_store: Option<PathBuf>,
+    /// The new set, when one is made (its name as a run at this instant would choose it).
+    pub set: Option<PathBuf>,
+    /// New files: target, mode, and whether something there is replaced.
+    pub written: Vec<(PathBuf, u32, bool)>,
+    /// Live files taken out of the live directory.
+    pub removed: Vec<PathBuf>,
+    /// Keys added to the retired-key record (already listed ones are not).
+    pub retired: Vec<RetiredKey>,
+    /// The retired-key record is rewritten.
+    pub record: Option<PathBuf>,
+}
+
+/// What the look phase found: everything [`commit`] needs before it writes anything.
+struct Looked {
+    to_save: Vec<SourceFile>,
+    replaced: Vec<LiveFile>,
+    removed: Vec<LiveFile>,
+    staged: Vec<Staged>,
+    /// The retired-key record's bytes now, when keys are to be retired.
+    record_now: Option<Zeroizing<Vec<u8>>>,
+    /// Keys not yet in the record (empty: the record is left alone).
+    retire: Vec<RetiredKey>,
 }
 
 /// What a finished transaction did.
@@ -489,9 +547,10 @@ fn cancelled() -> bool {
 }
 
 /// Run `change` as one crash-safe transaction. The caller holds the SSH directory's lock.
-pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committed> {
-    // Look at everything first: nothing is written if any of this fails, and a path that cannot
-    // be looked at is an error, never taken for one that is not there.
+/// Look at everything a change touches: nothing is written if any of this fails, and a path
+/// that cannot be looked at is an error, never taken for one that is not there. `hash` gives a
+/// new file's digest (a plan has none yet).
+fn look<C>(ssh_dir: &Path, change: &Change<C>, hash: impl Fn(&C) -> String) -> Result<Looked> {
     let mut to_save = Vec::new();
     let mut replaced = Vec::new();
     let mut removed = Vec::new();
@@ -512,7 +571,7 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
         staged.push(Staged {
             staged: staged_path,
             target: file.target.clone(),
-            sha256: store::sha256_hex(&file.bytes),
+            sha256: hash(&file.bytes),
             replace: file.replace,
         });
     }
@@ -553,6 +612,86 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
         to_save.extend(source);
         removed.push(live);
     }
+    let retire = match retire {
+        true => {
+            retired::not_yet_listed(record_now.as_deref().map(|b| b.as_slice()), &change.retire)
+                .into_iter()
+                .cloned()
+                .collect()
+        }
+        false => Vec::new(),
+    };
+    Ok(Looked {
+        to_save,
+        replaced,
+        removed,
+        staged,
+        record_now,
+        retire,
+    })
+}
+
+/// What committing `change` now would do, found by the same look phase as [`commit`]'s. Reads
+/// the SSH directory; writes nothing.
+pub fn preview<C>(ssh_dir: &Path, change: &Change<C>, now: SystemTime) -> Result<Preview> {
+    let looked = look(ssh_dir, change, |_| String::new())?;
+    if !change.backup && !looked.to_save.is_empty() {
+        return Err(TxError::Backup(BackupError::NoSshDir {
+            path: ssh_dir.to_path_buf(),
+        }));
+    }
+    let store_dir = crate::layout::store_dir(ssh_dir);
+    let saving = !looked.to_save.is_empty();
+    let new_store = match saving
+        && fsio::lstat(&store_dir)
+            .map_err(look_err(&store_dir))?
+            .is_none()
+    {
+        true => Some(store_dir.clone()),
+        false => None,
+    };
+    let set = match saving {
+        true => {
+            Some(store_dir.join(store::next_set_name(ssh_dir, now).map_err(look_err(&store_dir))?))
+        }
+        false => None,
+    };
+    let record = (!looked.retire.is_empty()).then(|| retired::retired_path(ssh_dir));
+    Ok(Preview {
+        saved: looked.to_save.iter().map(|f| f.path.clone()).collect(),
+        new_store,
+        set,
+        written: change
+            .new_files
+            .iter()
+            .map(|f| (f.target.clone(), f.mode, exists(&f.target).unwrap_or(true)))
+            .collect(),
+        removed: looked.removed.iter().map(|l| l.path.clone()).collect(),
+        retired: looked.retire,
+        record,
+    })
+}
+
+pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committed> {
+    let Looked {
+        to_save,
+        replaced,
+        removed,
+        staged,
+        record_now,
+        retire,
+    } = look(ssh_dir, &change, |bytes| store::sha256_hex(bytes))?;
+    let retire = !retire.is_empty();
+    // The store is made (or checked) only when something is to be saved in it.
+    let store = match (change.backup, to_save.is_empty()) {
+        (_, true) => None,
+        (true, false) => Some(Store::open_or_create(ssh_dir)?),
+        (false, false) => {
+            return Err(TxError::Backup(BackupError::NoSshDir {
+                path: ssh_dir.to_path_buf(),
+            }));
+        }
+    };
     let mut journal = Journal {
         version: 1,
         operation: change.operation.to_string(),
@@ -575,6 +714,7 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
     match prepare(
         ssh_dir,
         &change,
+        store.as_ref(),
         &mut journal,
         &to_save,
         retire.then_some(record_bytes),
@@ -582,14 +722,14 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
     ) {
         Ok(backup) => {
             if cancelled() {
-                undo(ssh_dir, &journal, change.store.as_ref())?;
+                undo(ssh_dir, &journal, store.as_ref())?;
                 return Err(TxError::Cancelled);
             }
             journal.phase = Phase::Committing;
             if let Err(e) = write_journal(ssh_dir, &journal) {
                 // Still before the commit point (the journal on disk says "preparing").
                 journal.phase = Phase::Preparing;
-                let _ = undo(ssh_dir, &journal, change.store.as_ref());
+                let _ = undo(ssh_dir, &journal, store.as_ref());
                 return Err(e);
             }
             // Past the commit point the change must be finished. Apply is idempotent: a passing
@@ -606,7 +746,7 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
             }
         }
         Err(e) => {
-            let _ = undo(ssh_dir, &journal, change.store.as_ref());
+            let _ = undo(ssh_dir, &journal, store.as_ref());
             Err(e)
         }
     }
@@ -618,12 +758,13 @@ pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committ
 fn prepare(
     ssh_dir: &Path,
     change: &Change,
+    store: Option<&Store>,
     journal: &mut Journal,
     to_save: &[SourceFile],
     record: Option<Option<&[u8]>>,
     now: SystemTime,
 ) -> Result<Option<CreatedSet>> {
-    let backup = match (&change.store, to_save.is_empty()) {
+    let backup = match (store, to_save.is_empty()) {
         (Some(store), false) => {
             let set = store.create_set_then(to_save, now, |name| {
                 journal.backup_set = Some(name.to_string());

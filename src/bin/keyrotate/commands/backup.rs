@@ -16,9 +16,9 @@ use keyrotate::store::{
 use keyrotate::text::sanitize;
 
 use super::Context;
-use super::plan::Plan;
 use crate::cli::BackupArgs;
 use crate::output;
+use keyrotate::plan::Plan;
 
 pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
     if args.list {
@@ -52,7 +52,7 @@ pub fn run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
 
 /// What `backup` would copy where; changes nothing.
 fn dry_run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
-    let mut plan = Plan::new(ctx, "backup");
+    let mut plan = Plan::new("backup");
     if !ctx.ssh_dir_exists()? {
         if !args.keys.is_empty() {
             return Err(BackupError::NoSshDir {
@@ -61,7 +61,7 @@ fn dry_run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
             .into());
         }
         plan.note("there is no SSH directory, so there are no keys to back up");
-        return plan.print(ctx);
+        return super::plan::print(ctx, plan, Vec::new());
     }
     Store::open_existing(&ctx.ssh_dir)?;
     let (sources, skipped) = collect_sources(&ctx.ssh_dir, &args.keys)?;
@@ -78,7 +78,7 @@ fn dry_run(ctx: &Context, args: &BackupArgs) -> Result<ExitCode> {
             skip.reason
         ));
     }
-    plan.print(ctx)
+    super::plan::print(ctx, plan, Vec::new())
 }
 
 fn nothing_to_do(ctx: &Context, why: &str) -> Result<ExitCode> {

@@ -14,11 +14,11 @@ use keyrotate::sys::io_reason;
 use keyrotate::text::sanitize;
 
 use super::Context;
-use super::plan::{Action, Plan};
 use crate::cli::{self, GenerateArgs};
 use crate::interrupt::Critical;
 use crate::output::{self, Spinner};
 use crate::prompt::{FileSource, TerminalSource};
+use keyrotate::plan::Plan;
 
 pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
     let spec = spec_from_args(args)?;
@@ -58,56 +58,31 @@ pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
 
 /// What `generate` would do; refuses what the real run refuses, asks for nothing, changes nothing.
 fn dry_run(ctx: &Context, args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Result<ExitCode> {
-    let mut plan = Plan::new(ctx, "generate");
-    plan.ssh_dir(&ctx.ssh_dir)?;
     if target.parent() != Some(ctx.ssh_dir.as_path()) || ctx.ssh_dir_exists()? {
         generate::check_target(target, args.force)?;
     }
     if args.force && ctx.ssh_dir_exists()? {
         Store::open_existing(&ctx.ssh_dir)?;
     }
-    let public = generate::public_path_for(target);
-    let live = live_files(&[target.to_path_buf(), public.clone()])?;
-    plan.backup(&ctx.ssh_dir, &live, SystemTime::now())?;
-    new_pair_steps(&mut plan, spec, target)?;
-    plan.note(passphrase_note(args));
-    plan.print(ctx)
-}
-
-/// The files of `paths` that exist with content to save (a dangling link has none).
-pub fn live_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut live = Vec::new();
-    for path in paths {
-        if fsio::stat(path)?.is_some() {
-            live.push(path.clone());
-        }
-    }
-    Ok(live)
-}
-
-/// The plan's steps writing the new pair at `target`.
-pub fn new_pair_steps(plan: &mut Plan, spec: &KeySpec, target: &Path) -> Result<()> {
-    let public = generate::public_path_for(target);
-    let action = |p: &Path| -> Result<Action> {
-        Ok(match fsio::lstat(p)?.is_some() {
-            true => Action::Replace,
-            false => Action::Create,
-        })
+    let mut plan = Plan::new("generate");
+    plan.ssh_dir(&ctx.ssh_dir)?;
+    let change = generate::planned_pair(target, args.force);
+    let private = private_detail(spec);
+    let describe = |path: &Path| match path == target {
+        true => format!("the new private key: {private}, passphrase-protected, mode 0600"),
+        false => "its public key, mode 0644".to_string(),
     };
+    plan.change(&ctx.ssh_dir, &change, SystemTime::now(), describe)?;
+    super::plan::print(ctx, plan, vec![passphrase_note(args)])
+}
+
+/// What the new private key is, for a dry run: `RSA 4096-bit, OpenSSH format`.
+pub fn private_detail(spec: &KeySpec) -> String {
     let format = match spec.format {
         KeyFormat::Openssh => "OpenSSH format",
         KeyFormat::Pem => "PEM format",
     };
-    plan.step(
-        action(target)?,
-        target,
-        format!(
-            "the new private key: {}, {format}, passphrase-protected, mode 0600",
-            spec.describe()
-        ),
-    );
-    plan.step(action(&public)?, &public, "its public key, mode 0644");
-    Ok(())
+    format!("{}, {format}", spec.describe())
 }
 
 /// Where the passphrase would come from (a dry run never asks for it).
@@ -233,11 +208,7 @@ pub fn make_key(ctx: &Context, spec: &KeySpec, passphrase: &Passphrase) -> Resul
 }
 
 fn write(ctx: &Context, target: &Path, key: &NewKey, force: bool) -> Result<Written> {
-    let store = match force {
-        true => Some(Store::open_or_create(&ctx.ssh_dir)?),
-        false => None,
-    };
-    Ok(generate::write_new_key(&ctx.ssh_dir, target, key, store)?)
+    Ok(generate::write_new_key(&ctx.ssh_dir, target, key, force)?)
 }
 
 fn print(ctx: &Context, spec: &KeySpec, key: &NewKey, written: &Written) -> Result<()> {

@@ -2,18 +2,15 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use keyrotate::Result;
-use keyrotate::restore::{self as restorer, Restored};
+use keyrotate::restore::{self, Restored};
 use keyrotate::store::{self, BackupError, Store};
 use keyrotate::text::sanitize;
 
 use super::Context;
-use super::generate::live_files;
-use super::plan::{Action, Plan};
 use crate::cli::RestoreArgs;
 use crate::interrupt::Critical;
 use crate::output;
@@ -45,52 +42,20 @@ pub fn run(ctx: &Context, args: &RestoreArgs) -> Result<ExitCode> {
     }
     if args.dry_run {
         let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
-        let plan = store::plan_restore(&store, &ctx.ssh_dir, &args.set, &keys)?;
-        return dry_run(ctx, &plan);
+        let plan = restore::plan_restore(&store, &ctx.ssh_dir, &args.set, &keys)?;
+        let plan = plan.dry_run(&ctx.ssh_dir, SystemTime::now())?;
+        return super::plan::print(ctx, plan, Vec::new());
     }
     let _lock = super::lock_and_recover(ctx)?;
     let store = Store::open_existing(&ctx.ssh_dir)?.ok_or_else(unknown)?;
+    let plan = restore::plan_restore(&store, &ctx.ssh_dir, &args.set, &keys)?;
     // Ctrl-C before the commit point undoes the restore; after it, waits for the report.
     let critical = Critical::enter();
-    let restored = restorer::restore(store, &ctx.ssh_dir, &args.set, &keys, SystemTime::now())?;
+    let restored = restore::restore(plan, &ctx.ssh_dir, SystemTime::now())?;
     critical.committed();
     print(ctx, &restored)?;
     drop(critical);
     Ok(ExitCode::SUCCESS)
-}
-
-/// What `restore` would do; changes nothing.
-fn dry_run(ctx: &Context, restore: &store::RestorePlan) -> Result<ExitCode> {
-    let mut plan = Plan::new(ctx, "restore");
-    // What it replaces is saved first (a dangling link holds nothing to save).
-    let replaced: Vec<PathBuf> = restore
-        .items
-        .iter()
-        .filter(|i| i.replaces && !i.unchanged)
-        .map(|i| i.to.clone())
-        .collect();
-    plan.backup(&ctx.ssh_dir, &live_files(&replaced)?, SystemTime::now())?;
-    for item in &restore.items {
-        let from = format!("from {}", item.from.to_string_lossy());
-        match action(item) {
-            "unchanged" => plan.step(
-                Action::Unchanged,
-                &item.to,
-                "already holds the set's bytes, left alone",
-            ),
-            "replaced" => plan.step(Action::Replace, &item.to, from),
-            _ => plan.step(Action::Create, &item.to, from),
-        }
-    }
-    plan.print(ctx)
-}
-
-fn action(item: &store::RestoreItem) -> &'static str {
-    match (item.unchanged, item.replaces) {
-        (true, _) => "unchanged",
-        (false, true) => "replaced",
-        (false, false) => "restored",
-    }
 }
 
 fn print(ctx: &Context, restored: &Restored) -> Result<()> {
@@ -103,7 +68,7 @@ fn print(ctx: &Context, restored: &Restored) -> Result<()> {
                     "source": i.from.to_string_lossy(),
                     "dest": i.to.to_string_lossy(),
                     "sha256": i.sha256,
-                    "action": action(i),
+                    "action": i.action(),
                 })
             })
             .collect();
@@ -144,7 +109,7 @@ fn print(ctx: &Context, restored: &Restored) -> Result<()> {
         .unwrap_or(0);
     for item in &restored.items {
         let name = sanitize(&item.to.file_name().unwrap_or_default().to_string_lossy());
-        let what = match action(item) {
+        let what = match item.action() {
             "unchanged" => "already identical, left alone",
             "replaced" => "replaced (the previous file is in the set saved above)",
             _ => "restored (there was no such file)",
