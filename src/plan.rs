@@ -107,6 +107,9 @@ pub struct Step {
     pub path: PathBuf,
     #[serde(serialize_with = "lossy_opt", skip_serializing_if = "Option::is_none")]
     pub dest: Option<PathBuf>,
+    /// The file whose bytes (and time) a create or replace step puts at `path` (restore).
+    #[serde(serialize_with = "lossy_opt", skip_serializing_if = "Option::is_none")]
+    pub from: Option<PathBuf>,
     /// The mode of a directory or file it makes, as `"0600"`.
     #[serde(serialize_with = "octal", skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
@@ -126,6 +129,7 @@ impl Step {
             action,
             path: path.to_path_buf(),
             dest: None,
+            from: None,
             mode: None,
             line: None,
             text: None,
@@ -231,6 +235,18 @@ impl Plan {
         now: SystemTime,
         describe: impl Fn(&Path) -> String,
     ) -> crate::Result<()> {
+        self.change_from(ssh_dir, change, now, describe, |_| None)
+    }
+
+    /// As [`Plan::change`], with `from` naming where a new file's bytes come from.
+    pub fn change_from<C>(
+        &mut self,
+        ssh_dir: &Path,
+        change: &Change<C>,
+        now: SystemTime,
+        describe: impl Fn(&Path) -> String,
+        from: impl Fn(&Path) -> Option<PathBuf>,
+    ) -> crate::Result<()> {
         let preview = transaction::preview(ssh_dir, change, now)?;
         if let Some(set) = &preview.set {
             self.copies(preview.new_store.as_deref(), set, &preview.saved);
@@ -240,7 +256,9 @@ impl Plan {
                 true => Action::Replace,
                 false => Action::Create,
             };
-            self.push(Step::new(action, target, describe(target)).mode(*mode));
+            let mut step = Step::new(action, target, describe(target)).mode(*mode);
+            step.from = from(target);
+            self.push(step);
         }
         for path in &preview.removed {
             self.push(Step::new(

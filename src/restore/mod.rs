@@ -183,7 +183,13 @@ impl RestorePlan {
                 .map(|i| format!("from {}", i.from.to_string_lossy()))
                 .unwrap_or_default()
         };
-        plan.change(ssh_dir, &self.change, now, from)?;
+        let source = |to: &Path| {
+            self.items
+                .iter()
+                .find(|i| i.to == to)
+                .map(|i| i.from.clone())
+        };
+        plan.change_from(ssh_dir, &self.change, now, from, source)?;
         for item in self.items.iter().filter(|i| i.unchanged) {
             plan.push(Step::new(
                 Action::Unchanged,
