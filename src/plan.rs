@@ -12,7 +12,15 @@ use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 use crate::layout::SUMS_NAME;
-use crate::transaction::{self, Change};
+use crate::transaction::{self, Change, TxError};
+
+/// A path that could not be looked at (never taken for one that is not there).
+fn look(path: &Path) -> impl Fn(std::io::Error) -> TxError + '_ {
+    move |source| TxError::Look {
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// The content of a new file in a plan.
 pub enum Content {
@@ -173,8 +181,8 @@ impl Plan {
     }
 
     /// `mkdir` of a missing SSH directory (0700), as generate and rotate do it.
-    pub fn ssh_dir(&mut self, ssh_dir: &Path) -> crate::Result<()> {
-        if !crate::sys::fsio::is_dir(ssh_dir)? {
+    pub fn ssh_dir(&mut self, ssh_dir: &Path) -> Result<(), TxError> {
+        if !crate::sys::fsio::is_dir(ssh_dir).map_err(look(ssh_dir))? {
             self.push(
                 Step::new(Action::CreateDir, ssh_dir, "the SSH directory, mode 0700").mode(0o700),
             );
@@ -188,15 +196,16 @@ impl Plan {
         ssh_dir: &Path,
         files: &[PathBuf],
         now: SystemTime,
-    ) -> crate::Result<()> {
+    ) -> Result<(), TxError> {
         if files.is_empty() {
             return Ok(());
         }
         let store = crate::layout::store_dir(ssh_dir);
-        let new_store = crate::sys::fsio::lstat(&store)?
+        let new_store = crate::sys::fsio::lstat(&store)
+            .map_err(look(&store))?
             .is_none()
             .then(|| store.clone());
-        let set = store.join(crate::store::next_set_name(ssh_dir, now)?);
+        let set = store.join(crate::store::next_set_name(ssh_dir, now).map_err(look(&store))?);
         self.copies(new_store.as_deref(), &set, files);
         Ok(())
     }
@@ -234,7 +243,7 @@ impl Plan {
         change: &Change<C>,
         now: SystemTime,
         describe: impl Fn(&Path) -> String,
-    ) -> crate::Result<()> {
+    ) -> Result<(), TxError> {
         self.change_from(ssh_dir, change, now, describe, |_| None)
     }
 
@@ -246,7 +255,7 @@ impl Plan {
         now: SystemTime,
         describe: impl Fn(&Path) -> String,
         from: impl Fn(&Path) -> Option<PathBuf>,
-    ) -> crate::Result<()> {
+    ) -> Result<(), TxError> {
         let preview = transaction::preview(ssh_dir, change, now)?;
         if let Some(set) = &preview.set {
             self.copies(preview.new_store.as_deref(), set, &preview.saved);
