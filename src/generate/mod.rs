@@ -294,6 +294,12 @@ pub enum WriteKeyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot create the SSH directory {}: {}", .path.display(), crate::sys::io_reason(.source))]
+    SshDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Transaction(#[from] TxError),
 }
@@ -317,6 +323,9 @@ impl WriteKeyError {
             WriteKeyError::Look { .. } => "nothing was changed; check the disk and the file's \
                  permissions (`ls -l`), then run again"
                 .to_string(),
+            WriteKeyError::SshDir { .. } => "create it yourself with `mkdir -m 700 DIR`, or point \
+                 --ssh-dir at another directory"
+                .to_string(),
             WriteKeyError::Transaction(e) => e.hint(),
         }
     }
@@ -328,6 +337,43 @@ pub struct Written {
     pub private_path: PathBuf,
     pub public_path: PathBuf,
     pub backup: Option<CreatedSet>,
+}
+
+/// Words an attacker would try first, counted against the passphrase.
+pub fn passphrase_context(spec: &KeySpec, target: &Path) -> Vec<String> {
+    let mut words: Vec<String> = vec!["keyrotate".into(), "ssh".into(), "jasmin".into()];
+    words.extend(
+        spec.comment
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.len() > 2)
+            .map(str::to_string),
+    );
+    if let Ok(user) = whoami::username() {
+        words.push(user);
+    }
+    if let Some(name) = target.file_name() {
+        words.push(name.to_string_lossy().into_owned());
+    }
+    words
+}
+
+/// A missing SSH directory is created 0700 (its parent must exist).
+pub fn ensure_ssh_dir(ssh_dir: &Path) -> Result<(), WriteKeyError> {
+    let look = |source| WriteKeyError::Look {
+        path: ssh_dir.to_path_buf(),
+        source,
+    };
+    if crate::sys::fsio::is_dir(ssh_dir).map_err(look)? {
+        return Ok(());
+    }
+    crate::sys::fsio::create_private_dir(ssh_dir).map_err(|source| WriteKeyError::SshDir {
+        path: ssh_dir.to_path_buf(),
+        source,
+    })?;
+    if let Some(parent) = ssh_dir.parent() {
+        let _ = crate::sys::fsio::sync_dir(parent);
+    }
+    Ok(())
 }
 
 /// `<private>.pub`.

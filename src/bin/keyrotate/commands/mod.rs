@@ -4,6 +4,7 @@ mod backup;
 mod check;
 mod docs;
 mod generate;
+mod new_key;
 mod plan;
 mod restore;
 mod rotate;

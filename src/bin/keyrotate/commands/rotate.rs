@@ -16,9 +16,8 @@ use keyrotate::rotate::{
 use keyrotate::text::sanitize;
 
 use super::Context;
-use super::generate::{
-    ensure_ssh_dir, make_key, new_passphrase, passphrase_note, private_detail, spec_from_args,
-    target_path,
+use super::new_key::{
+    make_key, new_passphrase, passphrase_note, private_detail, spec_from_args, target_path,
 };
 use crate::cli::{Reason, RotateArgs};
 use crate::interrupt::Critical;
@@ -71,7 +70,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         };
         return super::plan::print(ctx, plan, vec![passphrase]);
     }
-    ensure_ssh_dir(&ctx.ssh_dir)?;
+    generate::ensure_ssh_dir(&ctx.ssh_dir)?;
     let _lock = super::lock_and_recover(ctx)?;
     let mut rotation = rotate::plan(&request, SystemTime::now())?;
     for note in &rotation.notes {

@@ -1,0 +1,106 @@
+//! What generate and rotate share: the new key's options from the command line, its path, its
+//! passphrase (through the terminal or a file), and making it with a spinner.
+
+use std::path::{Path, PathBuf};
+
+use keyrotate::Result;
+use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey};
+use keyrotate::passphrase::{Passphrase, PassphraseSource};
+use keyrotate::text::sanitize;
+
+use super::Context;
+use crate::cli::{self, GenerateArgs};
+use crate::output::Spinner;
+use crate::prompt::{FileSource, TerminalSource};
+
+/// What the new private key is, for a dry run: `RSA 4096-bit, OpenSSH format`.
+pub fn private_detail(spec: &KeySpec) -> String {
+    let format = match spec.format {
+        KeyFormat::Openssh => "OpenSSH format",
+        KeyFormat::Pem => "PEM format",
+    };
+    format!("{}, {format}", spec.describe())
+}
+
+/// Where the passphrase would come from (a dry run never asks for it).
+pub fn passphrase_note(args: &GenerateArgs) -> String {
+    match &args.passphrase_file {
+        Some(path) if path.as_os_str() == "-" => {
+            "the passphrase would be read from the first line of standard input".to_string()
+        }
+        Some(path) => format!(
+            "the passphrase would be read from the first line of {}",
+            path.display()
+        ),
+        None => "the passphrase would be asked for twice on the terminal".to_string(),
+    }
+}
+
+pub fn spec_from_args(args: &GenerateArgs) -> Result<KeySpec> {
+    let key_type = match args.key_type {
+        cli::KeyType::Rsa => KeyType::Rsa,
+        cli::KeyType::Ed25519 => KeyType::Ed25519,
+        cli::KeyType::Ecdsa => KeyType::Ecdsa,
+    };
+    let format = match args.format {
+        cli::KeyFormat::Openssh => KeyFormat::Openssh,
+        cli::KeyFormat::Pem => KeyFormat::Pem,
+    };
+    let comment = args.comment.clone().unwrap_or_else(default_comment);
+    Ok(KeySpec::new(
+        key_type,
+        args.bits,
+        format,
+        args.rounds,
+        comment,
+    )?)
+}
+
+/// `user@host`, as ssh-keygen writes it.
+fn default_comment() -> String {
+    let user = whoami::username().unwrap_or_else(|_| "user".to_string());
+    let host = whoami::hostname().unwrap_or_else(|_| "localhost".to_string());
+    format!("{user}@{host}")
+}
+
+/// `-f PATH`, or `<ssh-dir>/id_<type>_<service>`.
+pub fn target_path(ctx: &Context, args: &GenerateArgs, spec: &KeySpec) -> Result<PathBuf> {
+    if let Some(file) = &args.file {
+        return Ok(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
+    }
+    if !generate::valid_service_name(&args.service) {
+        return Err(keyrotate::Error::refused(
+            format!(
+                "\"{}\" cannot be part of a key file name",
+                sanitize(&args.service)
+            ),
+            "use letters, digits, '.', '_' and '-' in --service (e.g. --service jasmin), or give \
+             the path with -f",
+        ));
+    }
+    Ok(ctx.ssh_dir.join(spec.default_file_name(&args.service)))
+}
+
+pub fn new_passphrase(args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Result<Passphrase> {
+    let mut source: Box<dyn PassphraseSource> = match &args.passphrase_file {
+        Some(path) => Box::new(FileSource { path: path.clone() }),
+        None => Box::new(TerminalSource),
+    };
+    let words = generate::passphrase_context(spec, target);
+    let context: Vec<&str> = words.iter().map(String::as_str).collect();
+    Ok(source.new_passphrase(&sanitize(&target.to_string_lossy()), &context)?)
+}
+
+pub fn make_key(ctx: &Context, spec: &KeySpec, passphrase: &Passphrase) -> Result<NewKey> {
+    let message = format!(
+        "Generating an {} key{}",
+        spec.describe(),
+        if spec.key_type == KeyType::Rsa {
+            " (this can take a few seconds)"
+        } else {
+            ""
+        }
+    );
+    let _spinner = Spinner::start(&message, !ctx.json && !ctx.quiet);
+    Ok(generate::generate(spec, passphrase, &mut rand_core::OsRng)?)
+}
