@@ -39,7 +39,7 @@ pub enum Error {
     #[error("{message}")]
     Refused { message: String, hint: String },
     /// Any other I/O error; its message names the path (see [`crate::sys::fsio::naming`]).
-    #[error(transparent)]
+    #[error("{}", crate::sys::io_reason(.0))]
     Io(#[from] io::Error),
 }
 

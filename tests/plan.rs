@@ -394,7 +394,8 @@ fn restore_and_generate_carried_out_from_their_printed_plans_end_as_the_real_run
                 .unwrap(),
         );
         let dir = PathBuf::from(doc["backup_dir"].as_str().unwrap());
-        set = Some(dir.file_name().unwrap().to_string_lossy().into_owned());
+        // a's name; b's set is renamed to it below.
+        set.get_or_insert_with(|| dir.file_name().unwrap().to_string_lossy().into_owned());
         fs::write(twin.ssh.join("id_ed25519"), "changed since\n").unwrap();
         set_mode(&twin.ssh.join("id_ed25519"), 0o600);
         set_mtime(
@@ -474,4 +475,80 @@ fn restore_and_generate_carried_out_from_their_printed_plans_end_as_the_real_run
         outcome(&b.ssh, b.tmp.path()),
         "generate: plan by hand and real run differ"
     );
+}
+
+/// The plan is made before the passphrase is asked for; a config edited while the prompt waits
+/// must not be overwritten by the rewrite of the copy read earlier.
+#[test]
+fn a_config_edited_while_the_passphrase_is_awaited_is_left_alone() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let old = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
+    let config = ssh.join("config");
+    fs::write(
+        &config,
+        format!("Host jasmin\n  IdentityFile {}\n", old.display()),
+    )
+    .unwrap();
+    let fifo = tmp.path().join("pass.fifo");
+    run_ok(Command::new("mkfifo").arg(&fifo));
+    let child = std::process::Command::new(bin())
+        .env_remove("SSH_AUTH_SOCK")
+        .env("NO_COLOR", "1")
+        .arg("--ssh-dir")
+        .arg(&ssh)
+        .args([
+            "rotate",
+            "-t",
+            "ecdsa",
+            "--update-config",
+            "--passphrase-file",
+        ])
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is blocked opening the FIFO: the plan (and the config) has been read.
+    // (The kernel names that wait `wait_for_partner`, in fs/pipe.c's fifo_open.)
+    let wchan = format!("/proc/{}/wchan", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let waiting = || {
+        let w = fs::read_to_string(&wchan).unwrap_or_default();
+        w.contains("wait_for_partner") || w.contains("fifo")
+    };
+    while !waiting() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rotate never opened the passphrase FIFO"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let edited = format!(
+        "Host jasmin\n  IdentityFile {}\n  User alice\n",
+        old.display()
+    );
+    fs::write(&config, &edited).unwrap();
+    fs::write(&fifo, format!("{NEW_PASSPHRASE}\n")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("changed while keyrotate was working on it"),
+        "{stderr}"
+    );
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        edited,
+        "the edit was overwritten"
+    );
+    // Nothing else changed either: the old pair is live, no new key.
+    assert!(opens_as(&old, PASSPHRASE).is_some());
+    assert!(keygen_l(&pub_of(&old)).is_some());
+    assert!(!ssh.join("id_ecdsa_jasmin").exists());
+    assert!(!fs::read_dir(&ssh).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".keyrotate-")
+    }));
 }

@@ -428,6 +428,7 @@ pub fn planned_pair(private_path: &Path, replace: bool) -> PlannedChange {
                 mode: 0o600,
                 replace,
                 modified: None,
+                expect: None,
             },
             NewFile {
                 target: public_path_for(private_path),
@@ -435,6 +436,7 @@ pub fn planned_pair(private_path: &Path, replace: bool) -> PlannedChange {
                 mode: 0o644,
                 replace,
                 modified: None,
+                expect: None,
             },
         ],
         remove: Vec::new(),

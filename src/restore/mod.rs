@@ -141,6 +141,8 @@ pub fn plan_restore(
                 // (never writable by others, whatever a hand-made set says).
                 mode: if f.private { 0o600 } else { f.mode & 0o755 },
                 modified: Some(f.modified),
+                // Planned and committed under one lock, with nothing asked in between.
+                expect: None,
             });
         }
         items.push(RestoreItem {
@@ -190,6 +192,11 @@ impl RestorePlan {
                 .map(|i| i.from.clone())
         };
         plan.change_from(ssh_dir, &self.change, now, from, source)?;
+        let first = plan
+            .steps
+            .iter()
+            .position(|s| matches!(s.action, Action::Create | Action::Replace))
+            .unwrap_or(plan.steps.len());
         for item in self.items.iter().filter(|i| i.unchanged) {
             plan.push(Step::new(
                 Action::Unchanged,
@@ -197,6 +204,9 @@ impl RestorePlan {
                 "already holds the set's bytes, left alone",
             ));
         }
+        // The files in the set's order, as the real run reports them.
+        let order = |step: &Step| self.items.iter().position(|i| i.to == step.path);
+        plan.steps[first..].sort_by_key(order);
         Ok(plan)
     }
 }

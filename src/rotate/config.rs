@@ -22,6 +22,8 @@ pub struct ConfigPlan {
     pub mode: u32,
     /// Why the file is not rewritten although asked (a symlink, say).
     pub not_updated: Option<String>,
+    /// The SHA-256 of the bytes read, when it is to be rewritten.
+    pub sha256: Option<String>,
 }
 
 impl ConfigPlan {
@@ -32,6 +34,7 @@ impl ConfigPlan {
             new_text: None,
             mode: 0o600,
             not_updated: None,
+            sha256: None,
         }
     }
 
@@ -84,10 +87,12 @@ impl ConfigPlan {
             ));
             Ok(ConfigPlan::empty(path.clone()))
         };
-        let (text, file_meta) = match fsio::read_bounded_with_metadata(&path, MAX_CONFIG) {
-            Ok((Bounded::Bytes(bytes), file_meta)) => {
-                (String::from_utf8_lossy(&bytes).into_owned(), file_meta)
-            }
+        let (text, file_meta, sha256) = match fsio::read_bounded_with_metadata(&path, MAX_CONFIG) {
+            Ok((Bounded::Bytes(bytes), file_meta)) => (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                file_meta,
+                crate::store::sha256_hex(&bytes),
+            ),
             Ok((Bounded::TooLarge(len), _)) => {
                 return cannot(format!(
                     "it is {len} bytes, over keyrotate's limit of {MAX_CONFIG} for an ssh config"
@@ -107,6 +112,7 @@ impl ConfigPlan {
                 ));
             } else {
                 plan.new_text = Some(sshconfig::rewrite(&text, &plan.lines, target, req.home));
+                plan.sha256 = Some(sha256);
             }
         }
         Ok(plan)

@@ -94,6 +94,7 @@ pub fn plan(req: &Request<'_>, now: SystemTime) -> crate::Result<Rotation> {
             mode: 0o600,
             replace: exists(req.target)?,
             modified: None,
+            expect: None,
         },
         NewFile {
             target: public.clone(),
@@ -101,6 +102,7 @@ pub fn plan(req: &Request<'_>, now: SystemTime) -> crate::Result<Rotation> {
             mode: 0o644,
             replace: exists(&public)?,
             modified: None,
+            expect: None,
         },
     ];
     if let Some(text) = &config.new_text {
@@ -110,6 +112,8 @@ pub fn plan(req: &Request<'_>, now: SystemTime) -> crate::Result<Rotation> {
             mode: config.mode,
             replace: true,
             modified: None,
+            // Read before the passphrase was asked for: edited since, it is left alone.
+            expect: config.sha256.clone(),
         });
     }
     let change = Change {
@@ -252,7 +256,6 @@ impl Rotation {
         if let Some(why) = &self.config.not_updated {
             plan.note(why.clone());
         }
-        plan.notes.extend(self.notes.iter().cloned());
         Ok(plan)
     }
 
@@ -306,6 +309,11 @@ impl Rotation {
             .change
             .take()
             .expect("a rotation is planned once, run once");
+        let mut change = change;
+        // Retired now, not when the plan was made (before the passphrase was asked for).
+        for retired in &mut change.retire {
+            retired.retired_at = crate::text::rfc3339_utc(now);
+        }
         let change =
             change.map_content(|c| c.fill(key.private_file.as_bytes(), key.public_file.as_bytes()));
         Ok(transaction::commit(&self.ssh_dir, change, now)?)

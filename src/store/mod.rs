@@ -67,7 +67,7 @@ pub enum BackupError {
         #[source]
         source: io::Error,
     },
-    #[error("could not make a backup set in {}: too many sets have the same timestamp", .path.display())]
+    #[error("could not write {}: too many backup sets with the same timestamp", .path.display())]
     TooManySets { path: PathBuf },
     #[error("the copy {} does not match its original {} when read back", .dest.display(), .source_path.display())]
     Mismatch { source_path: PathBuf, dest: PathBuf },
@@ -435,7 +435,7 @@ impl Store {
             }
         }
         Err(BackupError::TooManySets {
-            path: self.root.clone(),
+            path: self.root.join(&stamp),
         })
     }
 

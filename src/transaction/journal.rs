@@ -47,9 +47,9 @@ pub(super) struct Journal {
 
 pub(super) fn write_journal(ssh_dir: &Path, journal: &Journal) -> Result<()> {
     let path = journal_path(ssh_dir);
-    let text = serde_json::to_vec_pretty(journal).map_err(|e| TxError::Write {
+    let text = serde_json::to_vec_pretty(journal).map_err(|e| TxError::Journal {
         path: path.clone(),
-        source: e.into(),
+        reason: e.to_string(),
     })?;
     let spec = FileSpec {
         bytes: &text,

@@ -62,6 +62,9 @@ pub struct NewFile<C = Zeroizing<Vec<u8>>> {
     pub replace: bool,
     /// Its modification time (restore puts back the saved one); `None` for now.
     pub modified: Option<SystemTime>,
+    /// The SHA-256 the live file had when the plan read it (a config rewritten from what was
+    /// read): if it holds other bytes now, nothing is changed ([`TxError::Changed`]).
+    pub expect: Option<String>,
 }
 
 /// Everything one transaction changes. The same value, with its contents still to come, is the
@@ -93,6 +96,7 @@ impl<C> Change<C> {
                     mode: n.mode,
                     replace: n.replace,
                     modified: n.modified,
+                    expect: n.expect,
                 })
                 .collect(),
             remove: self.remove,
@@ -350,7 +354,6 @@ fn cancelled() -> bool {
     CANCEL.get().is_some_and(|check| check())
 }
 
-/// Run `change` as one crash-safe transaction. The caller holds the SSH directory's lock.
 /// Look at everything a change touches: nothing is written if any of this fails, and a path
 /// that cannot be looked at is an error, never taken for one that is not there. `hash` gives a
 /// new file's digest (a plan has none yet).
@@ -368,8 +371,17 @@ fn look<C>(ssh_dir: &Path, change: &Change<C>, hash: impl Fn(&C) -> String) -> R
                 });
             }
             let (source, live) = live_source(&file.target)?;
+            if file.expect.as_ref().is_some_and(|sha| *sha != live.sha256) {
+                return Err(TxError::Changed {
+                    path: file.target.clone(),
+                });
+            }
             to_save.extend(source);
             replaced.push(live);
+        } else if file.expect.is_some() {
+            return Err(TxError::Changed {
+                path: file.target.clone(),
+            });
         }
         let staged_path = fsio::temp_path_for(&file.target).map_err(write_err(&file.target))?;
         staged.push(Staged {
@@ -446,18 +458,17 @@ pub fn preview<C>(ssh_dir: &Path, change: &Change<C>, now: SystemTime) -> Result
     }
     let store_dir = crate::layout::store_dir(ssh_dir);
     let saving = !looked.to_save.is_empty();
-    let new_store = match saving
-        && fsio::lstat(&store_dir)
-            .map_err(look_err(&store_dir))?
-            .is_none()
-    {
+    // fsio's errors name the path already.
+    let looked_at = |source| TxError::Look {
+        path: store_dir.clone(),
+        source,
+    };
+    let new_store = match saving && fsio::lstat(&store_dir).map_err(looked_at)?.is_none() {
         true => Some(store_dir.clone()),
         false => None,
     };
     let set = match saving {
-        true => {
-            Some(store_dir.join(store::next_set_name(ssh_dir, now).map_err(look_err(&store_dir))?))
-        }
+        true => Some(store_dir.join(store::next_set_name(ssh_dir, now).map_err(looked_at)?)),
         false => None,
     };
     let record = (!looked.retire.is_empty()).then(|| retired::retired_path(ssh_dir));
@@ -476,6 +487,7 @@ pub fn preview<C>(ssh_dir: &Path, change: &Change<C>, now: SystemTime) -> Result
     })
 }
 
+/// Run `change` as one crash-safe transaction. The caller holds the SSH directory's lock.
 pub fn commit(ssh_dir: &Path, change: Change, now: SystemTime) -> Result<Committed> {
     let Looked {
         to_save,

@@ -51,13 +51,24 @@ pub fn man() -> Result<ExitCode> {
         page.extend_from_slice(extra.as_bytes());
         top.render_version_section(&mut page)
     })();
-    rendered
-        .map_err(|e| std::io::Error::other(format!("could not render the manual page: {e}")))?;
+    rendered.map_err(|e| {
+        std::io::Error::other(format!(
+            "could not render the manual page: {}",
+            keyrotate::sys::io_reason(&e)
+        ))
+    })?;
     print(&page)
 }
 
 fn print(bytes: &[u8]) -> Result<ExitCode> {
-    output::print_raw(bytes)
-        .map_err(|e| std::io::Error::new(e.kind(), format!("could not write to stdout: {e}")))?;
+    output::print_raw(bytes).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "could not write to stdout: {}",
+                keyrotate::sys::io_reason(&e)
+            ),
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -60,6 +60,10 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         // asks for nothing, changes nothing (ssh-agent is only asked which keys it holds).
         let now = SystemTime::now();
         let rotation = rotate::plan(&request, now)?;
+        // Diagnostics go to stderr in every mode, as in the real run.
+        for note in &rotation.notes {
+            output::print_note(note);
+        }
         let plan = rotation.dry_run(now, &private_detail(&spec))?;
         let passphrase = match rotation.old.is_empty() {
             true => passphrase_note(&args.generate),
