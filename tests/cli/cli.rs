@@ -3,11 +3,9 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn help_lists_every_subcommand_and_the_global_options() {
