@@ -23,6 +23,9 @@ struct Pty {
 impl Pty {
     fn spawn(args: &[&str]) -> Pty {
         let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        // Every test of the crate shares this process: keep the master out of the children the
+        // others spawn meanwhile (every other descriptor here is close-on-exec already).
+        rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC).unwrap();
         grantpt(&master).unwrap();
         unlockpt(&master).unwrap();
         let name = ptsname(&master, Vec::new()).unwrap();
