@@ -5,10 +5,16 @@
 //! system allocator unchanged and only records the largest request) watches `recognise` on real
 //! keys whose length fields are set to hostile values. This file holds a single test, so no
 //! other test's allocations are counted.
+//!
+//! That is why it stays a test crate of its own rather than a module of `tests/cli/`: a
+//! `#[global_allocator]` is process-wide, so in the shared binary it would count the allocations
+//! of every test running in parallel with this one and make its maximum meaningless.
 // These tests drive OpenSSH, ptys and POSIX permissions: Unix only (CI cross-checks that they
 // and the crate still build for Windows).
 #![cfg(unix)]
 
+// The helpers of the main test crate, `tests/cli/`.
+#[path = "cli/common/mod.rs"]
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

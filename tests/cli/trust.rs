@@ -12,14 +12,12 @@
 // These tests drive OpenSSH, strace and POSIX permissions: Unix only.
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::openssh::Agent;
-use common::*;
+use crate::common::openssh::Agent;
+use crate::common::*;
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -8,16 +8,14 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::openssh::Agent;
-use common::*;
+use crate::common::openssh::Agent;
+use crate::common::*;
 
 #[test]
 fn symlinked_keys_are_retired_by_content_and_their_targets_left_alone() {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: run the real binary, make real keys with `ssh-keygen`,
 //! and read back what `ssh-keygen -l` says about them.
 
+// Shared by tests/cli/ and tests/alloc.rs, which each use only some of it.
 #![allow(dead_code)]
 
 pub mod openssh;

@@ -7,14 +7,12 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const SYSCALLS: &[&str] = &["write", "fsync", "rename", "linkat", "unlink", "mkdir"];
 

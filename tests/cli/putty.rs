@@ -5,12 +5,10 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn every_putty_fixture_is_described_like_ssh_keygen_describes_its_public_key() {

@@ -3,11 +3,9 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn help_lists_every_subcommand_and_the_global_options() {
@@ -257,14 +255,20 @@ fn the_man_page_is_roff_with_every_subcommand() {
     assert!(page.contains(&format!("keyrotate {}", env!("CARGO_PKG_VERSION"))));
 }
 
-/// `--help` of keyrotate and of every subcommand, pinned in `tests/snapshots/`: a change to the
-/// command-line surface shows up in review. After an intended change, refresh them with
-/// `UPDATE_SNAPSHOTS=1 cargo test --test cli help_snapshots`.
+/// `--help` of keyrotate and of every subcommand, pinned with insta in `tests/cli/snapshots/`
+/// (`help.snap`, `help-SUB.snap`): a change to the command-line surface shows up in review.
+///
+/// A difference fails the test. Outside CI insta also writes the new text beside the snapshot
+/// (`help-SUB.snap.new`); with `CI` set, and in `.ci/run` (`INSTA_UPDATE=no`), it writes and
+/// accepts nothing. After an intended change, accept the new texts with `cargo insta review`
+/// (or `cargo insta test --review`, from the cargo-insta package), or rewrite them all in
+/// place with `INSTA_UPDATE=always cargo test --test cli cli::help_snapshots`, and commit the
+/// `.snap` diff.
 #[test]
 fn help_snapshots() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut stale = Vec::new();
+    let mut settings = insta::Settings::clone_current();
+    // `help-check.snap` rather than `cli__cli__help-check.snap`.
+    settings.set_prepend_module_to_snapshot(false);
     for sub in [
         "",
         "check",
@@ -285,21 +289,19 @@ fn help_snapshots() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{sub} --help: {out:?}");
         let help = String::from_utf8(out.stdout).unwrap();
-        let file = dir.join(if sub.is_empty() {
-            "help.txt".to_string()
+        let name = if sub.is_empty() {
+            "help".to_string()
         } else {
-            format!("help-{sub}.txt")
-        });
-        if update {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&file, &help).unwrap();
-        } else if std::fs::read_to_string(&file).ok().as_deref() != Some(help.as_str()) {
-            stale.push(format!("{}:\n{help}", file.display()));
-        }
+            format!("help-{sub}")
+        };
+        // insta compares text with its trailing whitespace trimmed and CRLF read as LF; the
+        // rest of the output's bytes are checked here, so the comparison stays byte for byte.
+        assert!(
+            &help[help.trim_end().len()..] == "\n" && !help.contains('\r'),
+            "{sub} --help must end in one newline and hold no CR: {help:?}"
+        );
+        let command = format!("keyrotate {sub} --help").replace("  ", " ");
+        settings.set_description(format!("`{command}` with COLUMNS=100 and no HOME"));
+        settings.bind(|| insta::assert_snapshot!(name, help));
     }
-    assert!(
-        stale.is_empty(),
-        "--help differs from its snapshot (UPDATE_SNAPSHOTS=1 to accept):\n{}",
-        stale.join("\n")
-    );
 }

@@ -6,16 +6,14 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::openssh::{Agent, Sshd, askpass, askpass_env};
-use common::*;
+use crate::common::openssh::{Agent, Sshd, askpass, askpass_env};
+use crate::common::*;
 
 fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777

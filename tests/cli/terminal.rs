@@ -5,15 +5,13 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
 
 struct Pty {
@@ -25,6 +23,9 @@ struct Pty {
 impl Pty {
     fn spawn(args: &[&str]) -> Pty {
         let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+        // Every test of the crate shares this process: keep the master out of the children the
+        // others spawn meanwhile (every other descriptor here is close-on-exec already).
+        rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC).unwrap();
         grantpt(&master).unwrap();
         unlockpt(&master).unwrap();
         let name = ptsname(&master, Vec::new()).unwrap();

@@ -5,15 +5,13 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn spec(name: &str) -> &'static Spec {
     all_specs().iter().find(|s| s.name == name).unwrap()

@@ -6,14 +6,12 @@
 // These tests drive OpenSSH and POSIX permissions: Unix only.
 #![cfg(unix)]
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::openssh::{Agent, askpass};
-use common::*;
+use crate::common::openssh::{Agent, askpass};
+use crate::common::*;
 
 /// `(action, path, dest)` of every step of a dry-run JSON plan, after checking its frame.
 fn plan_steps(doc: &serde_json::Value, command: &str) -> Vec<(String, String, Option<String>)> {

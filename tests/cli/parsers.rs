@@ -5,15 +5,13 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use keyrotate::keyfile::{Recognised, recognise};
 
-use common::*;
+use crate::common::*;
 
 fn originals() -> Vec<(String, Vec<u8>)> {
     let mut keys = Vec::new();

@@ -7,13 +7,11 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 
 /// A scenario: the command, and how to tell the old state from the new.
 struct Scenario {
@@ -273,6 +271,12 @@ const INNER: &str = "KEYROTATE_TEST_PRIVATE_MOUNT_NS";
 /// the tmpfs mounts it makes exist only there and vanish with it.
 #[test]
 fn a_full_disk_at_every_fill_level_fails_cleanly_or_completes() {
+    // The test binary holds every module: name the inner test by its full path within it
+    // (`faults::full_disk_in_a_private_mount_namespace`), this module's path less the crate.
+    let inner = format!(
+        "{}::full_disk_in_a_private_mount_namespace",
+        module_path!().split_once("::").unwrap().1
+    );
     let own_ns = fs::read_link("/proc/self/ns/mnt").unwrap();
     let mut cmd = Command::new("unshare");
     if !is_root() {
@@ -281,12 +285,7 @@ fn a_full_disk_at_every_fill_level_fails_cleanly_or_completes() {
     let out = cmd
         .args(["--mount", "--propagation", "private"])
         .arg(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "full_disk_in_a_private_mount_namespace",
-            "--ignored",
-            "--nocapture",
-        ])
+        .args(["--exact", &inner, "--ignored", "--nocapture"])
         .args(["--test-threads", "1"])
         .env(INNER, own_ns)
         .output()

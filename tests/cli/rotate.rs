@@ -6,14 +6,12 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::openssh::{Agent, Sshd, askpass};
-use common::*;
+use crate::common::openssh::{Agent, Sshd, askpass};
+use crate::common::*;
 
 /// An old JASMIN key made by ssh-keygen: `id_<type>_jasmin`, passphrase [`PASSPHRASE`].
 fn old_key(ssh: &Path, key_type: &str, extra: &[&str]) -> PathBuf {

@@ -12,8 +12,6 @@
 // that they and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -24,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 // ---------------------------------------------------------------------------------------------
 // A hostile ssh-agent.

@@ -4,15 +4,13 @@
 // and the crate still build for Windows).
 #![cfg(unix)]
 
-mod common;
-
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn pub_path(path: &Path) -> std::path::PathBuf {
     let mut p = path.as_os_str().to_owned();
@@ -819,7 +817,7 @@ fn p521_key_with_a_short_scalar_is_read_like_ssh_keygen_reads_it() {
 fn check_lists_the_agents_keys_and_survives_a_dead_agent() {
     let (tmp, ssh) = ssh_dir_copy(None);
     let key = generate(&ssh, spec("id_ed25519_openssh_enc"));
-    let agent = common::openssh::Agent::start();
+    let agent = crate::common::openssh::Agent::start();
     let run = |socket: &Path| {
         let out = keyrotate(&ssh)
             .env("SSH_AUTH_SOCK", socket)
@@ -831,10 +829,10 @@ fn check_lists_the_agents_keys_and_survives_a_dead_agent() {
     let (code, doc) = run(&agent.socket);
     assert_eq!(doc["agent"]["keys"], serde_json::json!([]));
     assert_eq!(doc["agent"]["error"], serde_json::Value::Null);
-    let add = common::openssh::Agent::add(
+    let add = crate::common::openssh::Agent::add(
         &agent,
         &key,
-        &common::openssh::askpass(tmp.path(), PASSPHRASE),
+        &crate::common::openssh::askpass(tmp.path(), PASSPHRASE),
     );
     assert!(add.status.success());
     let (code_loaded, doc) = run(&agent.socket);
