@@ -6,16 +6,14 @@
 // These tests drive OpenSSH and POSIX permissions: Unix only.
 #![cfg(unix)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::openssh::{Agent, askpass};
-use common::*;
+use crate::common::openssh::{Agent, askpass};
+use crate::common::*;
 
 const NEW_PASSPHRASE: &str = "plan apple orbit velvet 93";
 
