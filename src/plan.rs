@@ -200,12 +200,7 @@ impl Plan {
         if files.is_empty() {
             return Ok(());
         }
-        let store = crate::layout::store_dir(ssh_dir);
-        let new_store = crate::sys::fsio::lstat(&store)
-            .map_err(look(&store))?
-            .is_none()
-            .then(|| store.clone());
-        let set = store.join(crate::store::next_set_name(ssh_dir, now).map_err(look(&store))?);
+        let (new_store, set) = transaction::new_set(ssh_dir, now)?;
         self.copies(new_store.as_deref(), &set, files);
         Ok(())
     }

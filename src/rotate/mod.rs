@@ -305,11 +305,10 @@ impl Rotation {
 
     /// Carry out the plan's file changes with the new pair `key`, as one transaction.
     pub fn commit(&mut self, key: &NewKey, now: SystemTime) -> crate::Result<Committed> {
-        let change = self
+        let mut change = self
             .change
             .take()
             .expect("a rotation is planned once, run once");
-        let mut change = change;
         // Retired now, not when the plan was made (before the passphrase was asked for).
         for retired in &mut change.retire {
             retired.retired_at = crate::text::rfc3339_utc(now);

@@ -456,20 +456,12 @@ pub fn preview<C>(ssh_dir: &Path, change: &Change<C>, now: SystemTime) -> Result
             path: ssh_dir.to_path_buf(),
         }));
     }
-    let store_dir = crate::layout::store_dir(ssh_dir);
-    let saving = !looked.to_save.is_empty();
-    // fsio's errors name the path already.
-    let looked_at = |source| TxError::Look {
-        path: store_dir.clone(),
-        source,
-    };
-    let new_store = match saving && fsio::lstat(&store_dir).map_err(looked_at)?.is_none() {
-        true => Some(store_dir.clone()),
-        false => None,
-    };
-    let set = match saving {
-        true => Some(store_dir.join(store::next_set_name(ssh_dir, now).map_err(looked_at)?)),
-        false => None,
+    let (new_store, set) = match looked.to_save.is_empty() {
+        true => (None, None),
+        false => {
+            let (new_store, set) = new_set(ssh_dir, now)?;
+            (new_store, Some(set))
+        }
     };
     let record = (!looked.retire.is_empty()).then(|| retired::retired_path(ssh_dir));
     Ok(Preview {
@@ -479,12 +471,33 @@ pub fn preview<C>(ssh_dir: &Path, change: &Change<C>, now: SystemTime) -> Result
         written: change
             .new_files
             .iter()
-            .map(|f| (f.target.clone(), f.mode, exists(&f.target).unwrap_or(true)))
+            // Replaced: what the look phase found there (it looked at every target once).
+            .map(|f| {
+                let replaced = looked.replaced.iter().any(|l| l.path == f.target);
+                (f.target.clone(), f.mode, replaced)
+            })
             .collect(),
         removed: looked.removed.iter().map(|l| l.path.clone()).collect(),
         retired: looked.retire,
         record,
     })
+}
+
+/// The backup set a change (or a backup) made at `now` would create: the store, when it does not
+/// exist yet, and the set's path. Reads, never writes.
+pub fn new_set(ssh_dir: &Path, now: SystemTime) -> Result<(Option<PathBuf>, PathBuf)> {
+    let store_dir = crate::layout::store_dir(ssh_dir);
+    // fsio's errors name the path already.
+    let looked_at = |source| TxError::Look {
+        path: store_dir.clone(),
+        source,
+    };
+    let new_store = fsio::lstat(&store_dir)
+        .map_err(looked_at)?
+        .is_none()
+        .then(|| store_dir.clone());
+    let set = store_dir.join(store::next_set_name(ssh_dir, now).map_err(looked_at)?);
+    Ok((new_store, set))
 }
 
 /// Run `change` as one crash-safe transaction. The caller holds the SSH directory's lock.
