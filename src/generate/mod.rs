@@ -48,6 +48,19 @@ impl KeyType {
 pub enum KeyFormat {
     Openssh,
     Pem,
+    /// PuTTY `.ppk` version 3 (Argon2id, AES-256-CBC, HMAC-SHA-256), as PuTTYgen 0.75+ writes.
+    Putty,
+}
+
+impl KeyFormat {
+    /// How a person would name the format.
+    pub fn describe(self) -> &'static str {
+        match self {
+            KeyFormat::Openssh => "OpenSSH",
+            KeyFormat::Pem => "PEM",
+            KeyFormat::Putty => "PuTTY",
+        }
+    }
 }
 
 pub const DEFAULT_RSA_BITS: u32 = 4096;
@@ -69,6 +82,8 @@ pub enum SpecError {
     Ed25519Pem,
     #[error("--rounds applies to the OpenSSH format only; PEM has no rounds")]
     PemRounds,
+    #[error("--rounds applies to the OpenSSH format only; PuTTY keys use Argon2 with PuTTYgen's settings")]
+    PuttyRounds,
     #[error("{0} bcrypt rounds is below OpenSSH's default of 16 and makes a weak key")]
     TooFewRounds(u32),
     #[error(
@@ -94,6 +109,7 @@ impl SpecError {
                  drop --format pem"
             }
             SpecError::PemRounds => "drop --rounds, or drop --format pem",
+            SpecError::PuttyRounds => "drop --rounds, or choose --format openssh",
             SpecError::TooFewRounds(_) | SpecError::TooManyRounds(_) => {
                 "drop --rounds to use 16, or choose up to 100 for a slower, stronger key"
             }
@@ -137,6 +153,8 @@ impl KeySpec {
         let rounds = match (format, rounds) {
             (KeyFormat::Pem, Some(_)) => return Err(SpecError::PemRounds),
             (KeyFormat::Pem, None) => 0,
+            (KeyFormat::Putty, Some(_)) => return Err(SpecError::PuttyRounds),
+            (KeyFormat::Putty, None) => 0,
             (KeyFormat::Openssh, None) => DEFAULT_ROUNDS,
             (KeyFormat::Openssh, Some(r)) if r < DEFAULT_ROUNDS => {
                 return Err(SpecError::TooFewRounds(r));
@@ -268,6 +286,7 @@ pub fn generate(
             let (label, der) = pem_der(&material)?;
             pem_legacy::encrypt(label, &der, passphrase.as_bytes(), rng)
         }
+        KeyFormat::Putty => putty_file(&key, passphrase, rng)?,
     };
     Ok(NewKey {
         private_file,
@@ -275,6 +294,15 @@ pub fn generate(
         public,
         unencrypted: key,
     })
+}
+
+/// The `.ppk` version 3 file of `key`, encrypted with `passphrase`.
+fn putty_file(
+    _key: &PrivateKey,
+    _passphrase: &Passphrase,
+    _rng: &mut impl CryptoRngCore,
+) -> Result<Zeroizing<String>, GenerateError> {
+    Err(crypto("PuTTY output is not built yet"))
 }
 
 /// Why a new key could not be put in place.

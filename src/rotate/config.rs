@@ -2,7 +2,7 @@
 //! key leaving the live directory, and (with `--update-config`) the file rewritten to name the
 //! new one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{OldKey, Request};
 use crate::rotate::sshconfig::{self, IdentityLine};
@@ -24,6 +24,8 @@ pub struct ConfigPlan {
     pub not_updated: Option<String>,
     /// The SHA-256 of the bytes read, when it is to be rewritten.
     pub sha256: Option<String>,
+    /// Each of `lines` as it would name the new key (what to write by hand when not rewritten).
+    pub new_lines: Vec<String>,
 }
 
 impl ConfigPlan {
@@ -35,6 +37,7 @@ impl ConfigPlan {
             mode: 0o600,
             not_updated: None,
             sha256: None,
+            new_lines: Vec::new(),
         }
     }
 
@@ -43,11 +46,11 @@ impl ConfigPlan {
     /// cannot be read is an error before anything is changed; otherwise a note in `notes`.
     pub fn new(
         req: &Request<'_>,
+        target: &Path,
         old: &[OldKey],
         notes: &mut Vec<String>,
     ) -> crate::Result<ConfigPlan> {
         let update = req.update_config;
-        let target = req.target;
         let path = req.ssh_dir.join("config");
         let mut plan = ConfigPlan::empty(path.clone());
         let mut retiring: Vec<PathBuf> = old
@@ -55,7 +58,7 @@ impl ConfigPlan {
             .filter_map(|k| k.private.clone())
             .filter(|p| p != target)
             .collect();
-        if !req.explicit_file {
+        if req.file.is_none() {
             for key_type in ["rsa", "ecdsa", "ed25519", "dsa", "ecdsa_sk", "ed25519_sk"] {
                 let path = req.ssh_dir.join(format!("id_{key_type}_{}", req.service));
                 let gone = fsio::stat(&path)?.is_none();
@@ -102,6 +105,13 @@ impl ConfigPlan {
             Err(e) => return cannot(io_reason(&e)),
         };
         plan.lines = sshconfig::find(&text, &retiring, req.home, req.ssh_dir);
+        let rewritten = sshconfig::rewrite(&text, &plan.lines, target, req.home);
+        let rewritten: Vec<&str> = rewritten.split_inclusive('\n').collect();
+        plan.new_lines = plan
+            .lines
+            .iter()
+            .map(|l| rewritten.get(l.line_no - 1).map_or("", |t| t.trim()).to_string())
+            .collect();
         plan.mode = unix_mode(&file_meta).unwrap_or(0o600);
         if update && !plan.lines.is_empty() {
             if meta.file_type().is_symlink() {

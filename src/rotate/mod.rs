@@ -8,13 +8,14 @@ pub mod config;
 pub mod oldkey;
 pub mod service;
 pub mod sshconfig;
+pub mod successor;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::agent::{self, Agent};
-use crate::generate::{self, NewKey};
+use crate::generate::{self, KeySpec, NewKey};
 use crate::passphrase::Passphrase;
 use crate::plan::{Action, Content, Plan, PlannedChange, Step};
 use crate::store::Store;
@@ -25,6 +26,7 @@ use crate::transaction::{self, Change, Committed, NewFile};
 pub use config::ConfigPlan;
 use oldkey::{KdfLimits, Opens};
 pub use service::OldKey;
+pub use successor::Wanted;
 
 /// What ssh-agent is to do once the new key is in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +46,12 @@ pub enum AgentRequest {
 pub struct Request<'a> {
     pub ssh_dir: &'a Path,
     pub service: &'a str,
-    /// The new private key's path: `-f`, or `<ssh-dir>/id_<type>_<service>`.
-    pub target: &'a Path,
-    /// `-f` was given: the old key is the pair at `target`, not the service's keys.
-    pub explicit_file: bool,
+    /// `-f`, made absolute: the old key is the pair there, not the service's keys.
+    pub file: Option<&'a Path>,
+    /// What the options ask of the new key; the rest it inherits ([`successor`]).
+    pub wanted: &'a Wanted,
+    /// The comment when neither the options nor the current key give one (`user@host`).
+    pub default_comment: String,
     /// `--update-config`.
     pub update_config: bool,
     /// The home directory `~` stands for in the ssh config.
@@ -59,6 +63,8 @@ pub struct Request<'a> {
 pub struct Rotation {
     pub ssh_dir: PathBuf,
     pub service: String,
+    /// The new key: what it inherits from the current key, and what the options changed.
+    pub spec: KeySpec,
     pub target: PathBuf,
     pub old: Vec<OldKey>,
     pub config: ConfigPlan,
@@ -76,23 +82,34 @@ pub fn plan(req: &Request<'_>, now: SystemTime) -> crate::Result<Rotation> {
         // A backup store that would be refused later is refused now.
         Store::open_existing(req.ssh_dir)?;
     }
-    let old: Vec<OldKey> = match req.explicit_file {
-        true => service::key_at(req.target)?.into_iter().collect(),
-        false => service::service_keys(req.ssh_dir, req.service)?,
+    let old: Vec<OldKey> = match req.file {
+        Some(file) => service::key_at(file)?.into_iter().collect(),
+        None => service::service_keys(req.ssh_dir, req.service)?,
     };
-    if req.target.parent() != Some(req.ssh_dir) || ssh_dir_exists {
-        generate::check_target(req.target, true)?;
+    let successor::Successor {
+        spec,
+        target,
+        mut notes,
+    } = successor::successor(
+        req.ssh_dir,
+        req.service,
+        req.file,
+        &old,
+        req.wanted,
+        || req.default_comment.clone(),
+    )?;
+    if target.parent() != Some(req.ssh_dir) || ssh_dir_exists {
+        generate::check_target(&target, true)?;
     }
-    let mut notes = Vec::new();
-    let config = ConfigPlan::new(req, &old, &mut notes)?;
-    let public = generate::public_path_for(req.target);
+    let config = ConfigPlan::new(req, &target, &old, &mut notes)?;
+    let public = generate::public_path_for(&target);
     let exists = |p: &Path| -> crate::Result<bool> { Ok(fsio::lstat(p)?.is_some()) };
     let mut new_files = vec![
         NewFile {
-            target: req.target.to_path_buf(),
+            target: target.clone(),
             bytes: Content::PrivateKey,
             mode: 0o600,
-            replace: exists(req.target)?,
+            replace: exists(&target)?,
             modified: None,
             expect: None,
         },
@@ -119,14 +136,15 @@ pub fn plan(req: &Request<'_>, now: SystemTime) -> crate::Result<Rotation> {
     let change = Change {
         operation: "rotate",
         new_files,
-        remove: removed_files(&old, req.target),
+        remove: removed_files(&old, &target),
         retire: old.iter().filter_map(|k| k.retired_record(now)).collect(),
         backup: true,
     };
     Ok(Rotation {
         ssh_dir: req.ssh_dir.to_path_buf(),
         service: req.service.to_string(),
-        target: req.target.to_path_buf(),
+        spec,
+        target,
         old,
         config,
         agent: req.agent,

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 use crate::generate::public_path_for;
-use crate::keyfile::{self, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
+use crate::keyfile::{self, Format, Kdf, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
 use crate::passphrase::Passphrase;
 use crate::rotate::oldkey::{self, KdfLimits, Opens};
 use crate::store::retired::RetiredKey;
@@ -21,6 +21,12 @@ pub struct OldKey {
     pub public: Option<PathBuf>,
     /// Its public half, from the private file or the `.pub`.
     pub key: Option<PublicInfo>,
+    /// What its successor inherits: the private file's format, the comment (the `.pub`'s first,
+    /// as `ssh-keygen -l` prefers it), bcrypt rounds, and when the private file last changed.
+    pub facts: KeyFacts,
+    /// Files of the pair that are symbolic links, with the file each points to: the retired
+    /// key stays there when the link is replaced.
+    pub links: Vec<(PathBuf, PathBuf)>,
     /// The private file's bytes, for the passphrase check; wiped on drop.
     private_bytes: Option<Zeroizing<Vec<u8>>>,
 }
@@ -78,13 +84,22 @@ impl OldKey {
     }
 }
 
+/// What can be told about an old key without its passphrase.
+#[derive(Debug, Clone, Default)]
+pub struct KeyFacts {
+    pub format: Option<Format>,
+    pub comment: Option<String>,
+    pub rounds: Option<u32>,
+    pub modified: Option<SystemTime>,
+}
+
 /// Is anything at `path`? "Could not look" is an error naming the path, never "no".
 fn exists(path: &Path) -> io::Result<bool> {
     Ok(fsio::lstat(path)?.is_some())
 }
 
-/// A key file's bytes (wiped on drop) and the public key it reveals.
-type KeyBytes = (Zeroizing<Vec<u8>>, Option<PublicInfo>);
+/// A key file's bytes (wiped on drop), the public key it reveals, and its facts.
+type KeyBytes = (Zeroizing<Vec<u8>>, Option<PublicInfo>, KeyFacts);
 
 /// An I/O error that names the file (the message users see).
 fn naming(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
@@ -104,11 +119,27 @@ fn naming(path: &Path) -> impl Fn(io::Error) -> io::Error + '_ {
 fn read_key(path: &Path) -> io::Result<Option<KeyBytes>> {
     match fsio::read_bounded(path, MAX_KEY_FILE_SIZE) {
         Ok(Bounded::Bytes(bytes)) => {
-            let public = match keyfile::recognise(&bytes) {
-                Recognised::Key(k) => k.public.clone(),
-                _ => None,
+            let (public, mut facts) = match keyfile::recognise(&bytes) {
+                Recognised::Key(k) => {
+                    let rounds = match k.protection.as_ref().map(|p| &p.kdf) {
+                        Some(Kdf::Bcrypt { rounds }) => Some(*rounds),
+                        _ => None,
+                    };
+                    let facts = KeyFacts {
+                        format: Some(k.format),
+                        comment: k.comment.clone(),
+                        rounds,
+                        modified: None,
+                    };
+                    (k.public.clone(), facts)
+                }
+                _ => (None, KeyFacts::default()),
             };
-            Ok(Some((bytes, public)))
+            facts.modified = fsio::lstat(path)
+                .ok()
+                .flatten()
+                .and_then(|m| m.modified().ok());
+            Ok(Some((bytes, public, facts)))
         }
         Ok(_) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -126,22 +157,40 @@ pub fn key_at(private_path: &Path) -> io::Result<Option<OldKey>> {
     }
     let mut key = None;
     let mut private_bytes = None;
+    let mut facts = KeyFacts::default();
     if let Some(path) = &private
-        && let Some((bytes, info)) = read_key(path)?
+        && let Some((bytes, info, private_facts)) = read_key(path)?
     {
         key = info;
         private_bytes = Some(bytes);
+        facts = private_facts;
     }
-    if key.is_none()
-        && let Some(path) = &public
-        && let Some((_, info)) = read_key(path)?
+    if let Some(path) = &public
+        && let Some((_, info, public_facts)) = read_key(path)?
     {
-        key = info;
+        key = key.or(info);
+        // `ssh-keygen -l` shows the .pub's comment; an encrypted OpenSSH key hides its own.
+        facts.comment = public_facts.comment.or(facts.comment);
+    }
+    let mut links = Vec::new();
+    for path in private.iter().chain(public.iter()) {
+        if fsio::lstat(path)?.is_some_and(|m| m.file_type().is_symlink()) {
+            let to = std::fs::read_link(path).map_err(naming(path))?;
+            let to = match to.is_absolute() {
+                true => to,
+                false => path.parent().unwrap_or(Path::new("")).join(to),
+            };
+            // Named as `ls` would find it: `../elsewhere/key` resolved.
+            let to = std::fs::canonicalize(&to).unwrap_or(to);
+            links.push((path.clone(), to));
+        }
     }
     Ok(Some(OldKey {
         private,
         public,
         key,
+        facts,
+        links,
         private_bytes,
     }))
 }

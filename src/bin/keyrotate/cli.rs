@@ -124,35 +124,38 @@ pub enum KeyFormat {
     Openssh,
     /// What `ssh-keygen -m PEM` writes (RSA PKCS#1, EC SEC1), for tools that need it
     Pem,
+    /// PuTTY's .ppk version 3, for PuTTY, Pageant and WinSCP
+    Putty,
 }
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Key algorithm
-    #[arg(short = 't', long = "type", value_enum, default_value_t = KeyType::Rsa)]
-    pub key_type: KeyType,
+    /// Key algorithm [default: rsa; rotate: the current key's]
+    #[arg(short = 't', long = "type", value_enum)]
+    pub key_type: Option<KeyType>,
 
-    /// Key size: rsa 2048 to 16384 [default 4096]; ecdsa 256, 384 or 521 [default 521]
+    /// Key size: rsa 2048 to 16384 [default 4096]; ecdsa 256, 384 or 521 [default 521]; rotate:
+    /// the current key's
     #[arg(short, long, value_name = "N")]
     pub bits: Option<u32>,
 
-    /// Service the key is for: names the file id_<type>_<service>
-    #[arg(long, value_name = "NAME", default_value = "jasmin")]
+    /// Service the key is for (any case): names the file id_<type>_<service>
+    #[arg(long, value_name = "NAME", default_value = "jasmin", value_parser = service_name)]
     pub service: String,
 
     /// Explicit private key path (the .pub goes beside it)
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
 
-    /// Key comment [default: user@host]
+    /// Key comment [default: user@host; rotate: the current key's]
     #[arg(short = 'C', long, value_name = "TEXT")]
     pub comment: Option<String>,
 
-    /// Private key file format
-    #[arg(long, value_enum, default_value_t = KeyFormat::Openssh)]
-    pub format: KeyFormat,
+    /// Private key file format [default: openssh; rotate: the current key's]
+    #[arg(long, value_enum)]
+    pub format: Option<KeyFormat>,
 
-    /// bcrypt-pbkdf rounds of the OpenSSH format [default: 16]
+    /// bcrypt-pbkdf rounds of the OpenSSH format [default: 16; rotate: the current key's]
     #[arg(short = 'a', long, value_name = "N")]
     pub rounds: Option<u32>,
 
@@ -168,6 +171,11 @@ pub struct GenerateArgs {
     /// ask for no passphrase, and change nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Service names are case-insensitive: `--service JASMIN` is jasmin.
+fn service_name(name: &str) -> Result<String, std::convert::Infallible> {
+    Ok(name.to_lowercase())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

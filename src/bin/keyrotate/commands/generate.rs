@@ -111,10 +111,10 @@ fn print(ctx: &Context, spec: &KeySpec, key: &NewKey, written: &Written) -> Resu
         out,
         "Generated a new {} key pair{}, protected by your passphrase:",
         spec.describe(),
-        if spec.format == KeyFormat::Pem {
-            " in PEM format"
-        } else {
-            ""
+        match spec.format {
+            KeyFormat::Openssh => "",
+            KeyFormat::Pem => " in PEM format",
+            KeyFormat::Putty => " in PuTTY format",
         }
     );
     let _ = writeln!(

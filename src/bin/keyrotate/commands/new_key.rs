@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use keyrotate::Result;
 use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey};
 use keyrotate::passphrase::{Passphrase, PassphraseSource};
+use keyrotate::rotate::successor::Wanted;
 use keyrotate::text::sanitize;
 
 use super::Context;
@@ -15,11 +16,7 @@ use crate::prompt::{FileSource, TerminalSource};
 
 /// What the new private key is, for a dry run: `RSA 4096-bit, OpenSSH format`.
 pub fn private_detail(spec: &KeySpec) -> String {
-    let format = match spec.format {
-        KeyFormat::Openssh => "OpenSSH format",
-        KeyFormat::Pem => "PEM format",
-    };
-    format!("{}, {format}", spec.describe())
+    format!("{}, {} format", spec.describe(), spec.format.describe())
 }
 
 /// Where the passphrase would come from (a dry run never asks for it).
@@ -36,38 +33,61 @@ pub fn passphrase_note(args: &GenerateArgs) -> String {
     }
 }
 
+/// `generate`'s key: what the options say, the defaults for the rest.
 pub fn spec_from_args(args: &GenerateArgs) -> Result<KeySpec> {
-    let key_type = match args.key_type {
-        cli::KeyType::Rsa => KeyType::Rsa,
-        cli::KeyType::Ed25519 => KeyType::Ed25519,
-        cli::KeyType::Ecdsa => KeyType::Ecdsa,
-    };
-    let format = match args.format {
-        cli::KeyFormat::Openssh => KeyFormat::Openssh,
-        cli::KeyFormat::Pem => KeyFormat::Pem,
-    };
-    let comment = args.comment.clone().unwrap_or_else(default_comment);
+    let wanted = wanted(args);
     Ok(KeySpec::new(
-        key_type,
-        args.bits,
-        format,
-        args.rounds,
-        comment,
+        wanted.key_type.unwrap_or(KeyType::Rsa),
+        wanted.bits,
+        wanted.format.unwrap_or(KeyFormat::Openssh),
+        wanted.rounds,
+        wanted.comment.unwrap_or_else(default_comment),
     )?)
 }
 
+/// What the options ask for; `rotate` inherits the rest from the current key.
+pub fn wanted(args: &GenerateArgs) -> Wanted {
+    Wanted {
+        key_type: args.key_type.map(|t| match t {
+            cli::KeyType::Rsa => KeyType::Rsa,
+            cli::KeyType::Ed25519 => KeyType::Ed25519,
+            cli::KeyType::Ecdsa => KeyType::Ecdsa,
+        }),
+        bits: args.bits,
+        format: args.format.map(|f| match f {
+            cli::KeyFormat::Openssh => KeyFormat::Openssh,
+            cli::KeyFormat::Pem => KeyFormat::Pem,
+            cli::KeyFormat::Putty => KeyFormat::Putty,
+        }),
+        rounds: args.rounds,
+        comment: args.comment.clone(),
+    }
+}
+
 /// `user@host`, as ssh-keygen writes it.
-fn default_comment() -> String {
+pub fn default_comment() -> String {
     let user = whoami::username().unwrap_or_else(|_| "user".to_string());
     let host = whoami::hostname().unwrap_or_else(|_| "localhost".to_string());
     format!("{user}@{host}")
 }
 
+/// `-f PATH`, made absolute.
+pub fn explicit_file(args: &GenerateArgs) -> Option<PathBuf> {
+    let file = args.file.as_ref()?;
+    Some(std::path::absolute(file).unwrap_or_else(|_| file.clone()))
+}
+
 /// `-f PATH`, or `<ssh-dir>/id_<type>_<service>`.
 pub fn target_path(ctx: &Context, args: &GenerateArgs, spec: &KeySpec) -> Result<PathBuf> {
-    if let Some(file) = &args.file {
-        return Ok(std::path::absolute(file).unwrap_or_else(|_| file.clone()));
+    if let Some(file) = explicit_file(args) {
+        return Ok(file);
     }
+    check_service_name(args)?;
+    Ok(ctx.ssh_dir.join(spec.default_file_name(&args.service)))
+}
+
+/// `--service` must be able to be part of a file name.
+pub fn check_service_name(args: &GenerateArgs) -> Result<()> {
     if !generate::valid_service_name(&args.service) {
         return Err(keyrotate::Error::refused(
             format!(
@@ -78,7 +98,7 @@ pub fn target_path(ctx: &Context, args: &GenerateArgs, spec: &KeySpec) -> Result
              the path with -f",
         ));
     }
-    Ok(ctx.ssh_dir.join(spec.default_file_name(&args.service)))
+    Ok(())
 }
 
 pub fn new_passphrase(args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Result<Passphrase> {

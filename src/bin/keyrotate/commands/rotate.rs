@@ -17,14 +17,15 @@ use keyrotate::text::sanitize;
 
 use super::Context;
 use super::new_key::{
-    make_key, new_passphrase, passphrase_note, private_detail, spec_from_args, target_path,
+    check_service_name, default_comment, explicit_file, make_key, new_passphrase,
+    passphrase_note, private_detail, wanted,
 };
 use crate::cli::{Reason, RotateArgs};
 use crate::interrupt::Critical;
 use crate::output::{self, Spinner};
 
 pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
-    let spec = spec_from_args(&args.generate)?;
+    let wanted = wanted(&args.generate);
     if args.agent_lifetime == Some(0) {
         return Err(keyrotate::Error::refused(
             "--agent-lifetime must be at least 1 second",
@@ -38,13 +39,17 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
             "leave the option out: keyrotate adds the new key to ssh-agent itself",
         ));
     }
-    let target = target_path(ctx, &args.generate, &spec)?;
+    let file = explicit_file(&args.generate);
+    if file.is_none() {
+        check_service_name(&args.generate)?;
+    }
     let home = dirs::home_dir();
     let request = rotate::Request {
         ssh_dir: &ctx.ssh_dir,
         service: &args.generate.service,
-        target: &target,
-        explicit_file: args.generate.file.is_some(),
+        file: file.as_deref(),
+        wanted: &wanted,
+        default_comment: default_comment(),
         update_config: args.update_config,
         home: home.as_deref(),
         agent: match args.no_agent {
@@ -64,7 +69,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         for note in &rotation.notes {
             output::print_note(note);
         }
-        let plan = rotation.dry_run(now, &private_detail(&spec))?;
+        let plan = rotation.dry_run(now, &private_detail(&rotation.spec))?;
         let passphrase = match rotation.old.is_empty() {
             true => passphrase_note(&args.generate),
             false => format!(
@@ -80,6 +85,8 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     for note in &rotation.notes {
         output::print_note(note);
     }
+    let spec = rotation.spec.clone();
+    let target = rotation.target.clone();
     let (passphrase, check) = passphrase_for_rotation(ctx, args, &spec, &target, &rotation)?;
     let key = make_key(ctx, &spec, &passphrase)?;
     drop(passphrase);
@@ -193,6 +200,18 @@ impl Report<'_> {
         if let Some(why) = &self.config.not_updated {
             notes.push(why.clone());
         }
+        for k in self.old {
+            for (link, to) in &k.links {
+                notes.push(format!(
+                    "{} was a symbolic link to {}: the link is gone, but that file still holds the \
+                     retired key (a copy is in the backup set). Once the new key works, delete it: \
+                     `rm -- {}`",
+                    show(link),
+                    show(to),
+                    keyrotate::text::shell_path(to)
+                ));
+            }
+        }
         notes
     }
 
@@ -258,7 +277,7 @@ impl Report<'_> {
             out,
             "  new key      {} ({}, {})",
             show(self.target),
-            self.spec.describe(),
+            private_detail(self.spec),
             self.key.public.fingerprint()
         );
         if self.old.is_empty() {
@@ -280,10 +299,13 @@ impl Report<'_> {
         };
         let _ = writeln!(out, "  passphrase   {check}");
         let _ = writeln!(out, "  ssh-agent    {}", self.agent.detail);
-        for l in &self.config.lines {
+        for (i, l) in self.config.lines.iter().enumerate() {
             let what = match self.config.new_text.is_some() {
-                true => "now names the new key",
-                false => "still names the old key: change it (or run again with --update-config)",
+                true => "now names the new key".to_string(),
+                false => format!(
+                    "still names the old key: change it to `{}`",
+                    sanitize(self.config.new_lines.get(i).map_or("", String::as_str))
+                ),
             };
             let _ = writeln!(
                 out,
