@@ -1,0 +1,389 @@
+//! The successor rule: `rotate`'s new key keeps the current key's type, size, format family,
+//! rounds and comment unless an option says otherwise, and its file name unless the name states
+//! the old type. Keys made by ssh-keygen and openssl; results checked with `ssh-keygen -l`/`-y`.
+#![cfg(unix)]
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::common::*;
+
+/// `rotate --no-agent --json` with the passphrase [`NEW`] and `extra` options.
+fn rotate(ssh: &Path, tmp: &Path, extra: &[&str]) -> std::process::Output {
+    keyrotate(ssh)
+        .args(["rotate", "--no-agent", "--json", "--passphrase-file"])
+        .arg(pass_file(tmp, "new", NEW))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// What `ssh-keygen -l` says of the new key, which must open with [`NEW`] only.
+fn new_key(path: &Path) -> KeygenL {
+    assert!(
+        opens_as(path, NEW).is_some(),
+        "{} opens with NEW",
+        path.display()
+    );
+    assert!(
+        opens_as(path, PASSPHRASE).is_none(),
+        "{} opens with the old passphrase",
+        path.display()
+    );
+    keygen_l(path).expect("ssh-keygen -l reads the new key")
+}
+
+fn first_line(path: &Path) -> String {
+    fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ssh = tmp.path().join(".ssh");
+    fs::create_dir(&ssh).unwrap();
+    set_mode(&ssh, 0o700);
+    (tmp, ssh)
+}
+
+#[test]
+fn a_plain_rotate_keeps_type_size_format_and_comment() {
+    // ECDSA-384 in OpenSSH format, RSA-2048 in PEM, Ed25519 with 64 rounds: each stays itself.
+    let cases: [(&str, &str, &[&str], &str, u64, &str); 3] = [
+        (
+            "id_ecdsa_jasmin",
+            "ecdsa",
+            &["-b", "384"],
+            "ECDSA",
+            384,
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        ),
+        (
+            "id_rsa_jasmin",
+            "rsa",
+            &["-b", "2048", "-m", "PEM"],
+            "RSA",
+            2048,
+            "-----BEGIN RSA PRIVATE KEY-----",
+        ),
+        (
+            "id_ed25519_jasmin",
+            "ed25519",
+            &["-a", "64"],
+            "ED25519",
+            256,
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+        ),
+    ];
+    for (name, key_type, extra, kind, bits, armour) in cases {
+        let (tmp, ssh) = setup();
+        let old = keygen(&ssh.join(name), key_type, extra);
+        let old_fp = keygen_l(&old).unwrap().fingerprint;
+        let doc = json_ok(&rotate(&ssh, tmp.path(), &[]));
+        assert_eq!(
+            doc["private_key"],
+            old.to_str().unwrap(),
+            "{name}: same file name"
+        );
+        let l = new_key(&old);
+        assert_ne!(l.fingerprint, old_fp, "{name}: a new key");
+        assert_eq!((l.kind.as_str(), l.bits), (kind, bits), "{name}");
+        assert_eq!(l.comment, "old@laptop", "{name}: the comment is kept");
+        assert_eq!(
+            first_line(&old),
+            armour,
+            "{name}: the format family is kept"
+        );
+        let pub_line = fs::read_to_string(pub_of(&old)).unwrap();
+        assert!(pub_line.trim_end().ends_with(" old@laptop"), "{pub_line}");
+        if key_type == "ed25519" {
+            let (check, _) = check_json(&ssh, &[]);
+            assert_eq!(entry(&check, &old)["kdf_rounds"], 64, "the rounds are kept");
+        }
+        // Only the new pair is live: nothing else beside key_backup.
+        let mut live: Vec<String> = fs::read_dir(&ssh)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        live.sort();
+        assert_eq!(
+            live,
+            [name.to_string(), format!("{name}.pub"), "key_backup".into()]
+        );
+    }
+}
+
+#[test]
+fn options_override_what_is_inherited() {
+    let (tmp, ssh) = setup();
+    let old = keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa", &["-b", "384"]);
+    json_ok(&rotate(
+        &ssh,
+        tmp.path(),
+        &["-b", "256", "-C", "alice@new-laptop"],
+    ));
+    let l = new_key(&old);
+    assert_eq!((l.kind.as_str(), l.bits), ("ECDSA", 256));
+    assert_eq!(l.comment, "alice@new-laptop");
+    // --format pem on an OpenSSH key.
+    let (tmp, ssh) = setup();
+    let old = keygen(&ssh.join("id_ecdsa_jasmin"), "ecdsa", &["-b", "256"]);
+    json_ok(&rotate(&ssh, tmp.path(), &["--format", "pem"]));
+    assert_eq!(first_line(&old), "-----BEGIN EC PRIVATE KEY-----");
+    assert_eq!(new_key(&old).bits, 256);
+}
+
+#[test]
+fn a_type_change_renames_a_conventional_name_and_the_config_follows() {
+    let (tmp, ssh) = setup();
+    let old = keygen(&ssh.join("id_rsa"), "rsa", &["-b", "2048"]);
+    let config = ssh.join("config");
+    fs::write(&config, "Host lab\n  IdentityFile ~/.ssh/id_rsa\n").unwrap();
+    let out = keyrotate(&ssh)
+        .env("HOME", tmp.path())
+        .args([
+            "rotate",
+            "--no-agent",
+            "--json",
+            "--update-config",
+            "-t",
+            "ecdsa",
+            "-f",
+        ])
+        .arg(&old)
+        .arg("--passphrase-file")
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    let doc = json_ok(&out);
+    let new = ssh.join("id_ecdsa");
+    assert_eq!(doc["private_key"], new.to_str().unwrap());
+    assert!(
+        !old.exists() && !pub_of(&old).exists(),
+        "the old pair left the live directory"
+    );
+    let l = new_key(&new);
+    assert_eq!(
+        (l.kind.as_str(), l.bits, l.comment.as_str()),
+        ("ECDSA", 521, "old@laptop")
+    );
+    assert_eq!(
+        fs::read_to_string(&config).unwrap(),
+        "Host lab\n  IdentityFile ~/.ssh/id_ecdsa\n"
+    );
+    // The old pair is in the backup set and recorded as retired.
+    let set = Path::new(doc["backup_dir"].as_str().unwrap());
+    assert_eq!(opens_as(&set.join("id_rsa"), PASSPHRASE).is_some(), true);
+
+    // A service key: id_rsa_jasmin becomes id_ed25519_jasmin.
+    let (tmp, ssh) = setup();
+    keygen(&ssh.join("id_rsa_jasmin"), "rsa", &["-b", "2048"]);
+    let doc = json_ok(&rotate(&ssh, tmp.path(), &["-t", "ed25519"]));
+    assert_eq!(
+        doc["private_key"],
+        ssh.join("id_ed25519_jasmin").to_str().unwrap()
+    );
+    assert!(!ssh.join("id_rsa_jasmin").exists());
+    assert_eq!(new_key(&ssh.join("id_ed25519_jasmin")).kind, "ED25519");
+}
+
+#[test]
+fn a_name_that_states_no_type_is_kept_and_another_key_is_never_taken_over() {
+    let (tmp, ssh) = setup();
+    let old = keygen(&ssh.join("id_work_jasmin"), "rsa", &["-b", "2048"]);
+    let doc = json_ok(&rotate(&ssh, tmp.path(), &["-t", "ed25519"]));
+    assert_eq!(doc["private_key"], old.to_str().unwrap());
+    assert_eq!(new_key(&old).kind, "ED25519");
+
+    // -f id_rsa -t ed25519 while an unrelated id_ed25519 is live: refused, nothing changed.
+    let (tmp, ssh) = setup();
+    let old = keygen(&ssh.join("id_rsa"), "rsa", &["-b", "2048"]);
+    let other = keygen(&ssh.join("id_ed25519"), "ed25519", &[]);
+    let before: Vec<String> = tree_snapshot(&ssh)
+        .into_iter()
+        .filter(|l| !l.starts_with("./: "))
+        .collect();
+    let out = keyrotate(&ssh)
+        .args(["rotate", "--no-agent", "-t", "ed25519", "-f"])
+        .arg(&old)
+        .arg("--passphrase-file")
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&*other.to_string_lossy()) && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    let after: Vec<String> = tree_snapshot(&ssh)
+        .into_iter()
+        .filter(|l| !l.starts_with("./.keyrotate.lock") && !l.starts_with("./: "))
+        .collect();
+    assert_eq!(after, before, "nothing changed (but the lock file)");
+}
+
+#[test]
+fn pkcs8_keys_from_openssl_get_a_pem_successor_and_ed25519_an_openssh_one() {
+    for (algorithm, armour) in [
+        ("RSA", "-----BEGIN RSA PRIVATE KEY-----"),
+        ("ED25519", "-----BEGIN OPENSSH PRIVATE KEY-----"),
+    ] {
+        let (tmp, ssh) = setup();
+        let key = ssh.join("id_lab_jasmin");
+        let mut cmd = Command::new("openssl");
+        cmd.args(["genpkey", "-algorithm", algorithm]);
+        if algorithm == "RSA" {
+            cmd.args(["-pkeyopt", "rsa_keygen_bits:2048"]);
+        }
+        if algorithm == "RSA" {
+            cmd.args(["-aes-256-cbc", "-pass", &format!("pass:{PASSPHRASE}")]);
+        }
+        // An encrypted Ed25519 PKCS#8 key hides even its type; a plain one shows it.
+        run_ok(cmd.arg("-out").arg(&key));
+        set_mode(&key, 0o600);
+        if algorithm == "RSA" {
+            // OpenSSH reads encrypted PKCS#8 RSA; give it the .pub check pairs it with.
+            let out = run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-y", "-P", PASSPHRASE, "-f"])
+                    .arg(&key),
+            );
+            let line = String::from_utf8(out.stdout).unwrap();
+            fs::write(pub_of(&key), format!("{} lab@openssl\n", line.trim())).unwrap();
+        }
+        let out = rotate(&ssh, tmp.path(), &[]);
+        let doc = json_ok(&out);
+        assert_eq!(doc["private_key"], key.to_str().unwrap());
+        assert_eq!(first_line(&key), armour, "{algorithm}");
+        let l = new_key(&key);
+        match algorithm {
+            "RSA" => {
+                assert_eq!((l.kind.as_str(), l.bits), ("RSA", 2048));
+                assert_eq!(l.comment, "lab@openssl");
+            }
+            _ => {
+                assert_eq!(l.kind, "ED25519");
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    stderr.contains("OpenSSH format"),
+                    "the change is said: {stderr}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn service_names_are_case_insensitive() {
+    let (tmp, ssh) = setup();
+    let old = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
+    let out = keyrotate(&ssh)
+        .args([
+            "rotate",
+            "--no-agent",
+            "--service",
+            "JASMIN",
+            "--passphrase-file",
+        ])
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("https://accounts.jasmin.ac.uk/account/profile/"),
+        "{stdout}"
+    );
+    assert_eq!(new_key(&old).kind, "ED25519");
+}
+
+#[test]
+fn a_symlinked_key_names_the_copy_left_behind_with_a_command_that_removes_it() {
+    let (tmp, ssh) = setup();
+    let vault = tmp.path().join("my keys");
+    fs::create_dir(&vault).unwrap();
+    let real = keygen(&vault.join("jasmin key"), "ed25519", &[]);
+    std::os::unix::fs::symlink(&real, ssh.join("id_ed25519_jasmin")).unwrap();
+    std::os::unix::fs::symlink(pub_of(&real), ssh.join("id_ed25519_jasmin.pub")).unwrap();
+    let out = rotate(&ssh, tmp.path(), &[]);
+    json_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&*real.to_string_lossy()), "{stderr}");
+    // The link is now the new key; the old key is still at the link's target.
+    let live = ssh.join("id_ed25519_jasmin");
+    assert!(
+        !fs::symlink_metadata(&live)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    new_key(&live);
+    assert!(opens_as(&real, PASSPHRASE).is_some());
+    // Each `rm -- ...` the notes print works when run as printed.
+    let commands: Vec<&str> = stderr
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|c| c.starts_with("rm -- "))
+        .collect();
+    assert_eq!(commands.len(), 2, "{stderr}");
+    for c in commands {
+        let status = Command::new("bash").args(["-c", c]).status().unwrap();
+        assert!(status.success(), "{c}");
+    }
+    assert!(!real.exists() && !pub_of(&real).exists());
+}
+
+#[test]
+fn a_config_that_cannot_be_rewritten_gets_the_line_to_write_not_another_rotation() {
+    let (tmp, ssh) = setup();
+    keygen(&ssh.join("id_rsa_jasmin"), "rsa", &["-b", "2048"]);
+    let real_config = tmp.path().join("config");
+    fs::write(
+        &real_config,
+        "Host jasmin\n  IdentityFile ~/.ssh/id_rsa_jasmin\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&real_config, ssh.join("config")).unwrap();
+    let out = keyrotate(&ssh)
+        .env("HOME", tmp.path())
+        .args([
+            "rotate",
+            "--no-agent",
+            "--update-config",
+            "-t",
+            "ecdsa",
+            "--passphrase-file",
+        ])
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains("run again"), "{all}");
+    assert!(
+        all.contains("`IdentityFile ~/.ssh/id_ecdsa_jasmin`"),
+        "{all}"
+    );
+}
