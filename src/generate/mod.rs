@@ -82,7 +82,9 @@ pub enum SpecError {
     Ed25519Pem,
     #[error("--rounds applies to the OpenSSH format only; PEM has no rounds")]
     PemRounds,
-    #[error("--rounds applies to the OpenSSH format only; PuTTY keys use Argon2 with PuTTYgen's settings")]
+    #[error(
+        "--rounds applies to the OpenSSH format only; PuTTY keys use Argon2 with PuTTYgen's settings"
+    )]
     PuttyRounds,
     #[error("{0} bcrypt rounds is below OpenSSH's default of 16 and makes a weak key")]
     TooFewRounds(u32),

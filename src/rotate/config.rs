@@ -110,7 +110,12 @@ impl ConfigPlan {
         plan.new_lines = plan
             .lines
             .iter()
-            .map(|l| rewritten.get(l.line_no - 1).map_or("", |t| t.trim()).to_string())
+            .map(|l| {
+                rewritten
+                    .get(l.line_no - 1)
+                    .map_or("", |t| t.trim())
+                    .to_string()
+            })
             .collect();
         plan.mode = unix_mode(&file_meta).unwrap_or(0o600);
         if update && !plan.lines.is_empty() {

@@ -90,14 +90,9 @@ pub fn plan(req: &Request<'_>, now: SystemTime) -> crate::Result<Rotation> {
         spec,
         target,
         mut notes,
-    } = successor::successor(
-        req.ssh_dir,
-        req.service,
-        req.file,
-        &old,
-        req.wanted,
-        || req.default_comment.clone(),
-    )?;
+    } = successor::successor(req.ssh_dir, req.service, req.file, &old, req.wanted, || {
+        req.default_comment.clone()
+    })?;
     if target.parent() != Some(req.ssh_dir) || ssh_dir_exists {
         generate::check_target(&target, true)?;
     }

@@ -236,7 +236,10 @@ mod tests {
     #[test]
     fn names_follow_the_type_only_when_they_state_it() {
         let r = |name: &str, t| renamed(Path::new(name), t).map(|p| p.display().to_string());
-        assert_eq!(r("/h/.ssh/id_rsa", KeyType::Ecdsa).as_deref(), Some("/h/.ssh/id_ecdsa"));
+        assert_eq!(
+            r("/h/.ssh/id_rsa", KeyType::Ecdsa).as_deref(),
+            Some("/h/.ssh/id_ecdsa")
+        );
         assert_eq!(
             r("/h/.ssh/id_rsa_jasmin", KeyType::Ed25519).as_deref(),
             Some("/h/.ssh/id_ed25519_jasmin")

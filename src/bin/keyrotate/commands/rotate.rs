@@ -17,8 +17,8 @@ use keyrotate::text::sanitize;
 
 use super::Context;
 use super::new_key::{
-    check_service_name, default_comment, explicit_file, make_key, new_passphrase,
-    passphrase_note, private_detail, wanted,
+    check_service_name, default_comment, explicit_file, make_key, new_passphrase, passphrase_note,
+    private_detail, wanted,
 };
 use crate::cli::{Reason, RotateArgs};
 use crate::interrupt::Critical;
