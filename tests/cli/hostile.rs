@@ -569,14 +569,17 @@ fn assert_not_checked(now: (u64, u64, u64), needles: &[&str]) {
     );
     // No KDF ran: the whole rotation is quick (scrypt with p = 127 takes many seconds).
     assert!(took < Duration::from_secs(20), "{now:?}: took {took:?}");
+    // `-t ed25519` renames it after its new type (the successor rule): id_ed25519_scrypt.
+    let new = PathBuf::from(doc["private_key"].as_str().unwrap());
+    assert_eq!(new, ssh.join("id_ed25519_scrypt"));
     let derived = run_ok(
         Command::new("ssh-keygen")
             .args(["-y", "-P", NEW, "-f"])
-            .arg(&key),
+            .arg(&new),
     );
     assert_eq!(
         key_part(&String::from_utf8(derived.stdout).unwrap()),
-        key_part(&fs::read_to_string(pub_of(&key)).unwrap())
+        key_part(&fs::read_to_string(pub_of(&new)).unwrap())
     );
 }
 
