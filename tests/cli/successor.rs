@@ -387,3 +387,71 @@ fn a_config_that_cannot_be_rewritten_gets_the_line_to_write_not_another_rotation
         "{all}"
     );
 }
+
+#[test]
+fn what_cannot_be_kept_is_said_and_a_security_key_is_refused() {
+    // DSA: OpenSSH no longer accepts it; the successor is RSA 4096, named after its type.
+    let (tmp, ssh) = setup();
+    keygen(&ssh.join("id_dsa_jasmin"), "dsa", &[]);
+    let out = rotate(&ssh, tmp.path(), &[]);
+    let doc = json_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("DSA") && stderr.contains("RSA 4096"),
+        "{stderr}"
+    );
+    let new = ssh.join("id_rsa_jasmin");
+    assert_eq!(doc["private_key"], new.to_str().unwrap());
+    let l = new_key(&new);
+    assert_eq!(
+        (l.kind.as_str(), l.bits, l.comment.as_str()),
+        ("RSA", 4096, "old@laptop")
+    );
+    assert!(!ssh.join("id_dsa_jasmin").exists());
+
+    // A FIDO key (its .pub is all a laptop holds): refused before anything is asked.
+    use base64ct::{Base64, Encoding};
+    let (tmp, ssh) = setup();
+    let mut blob = Vec::new();
+    for part in [
+        &b"sk-ssh-ed25519@openssh.com"[..],
+        &[7u8; 32][..],
+        &b"ssh:"[..],
+    ] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    let line = format!(
+        "sk-ssh-ed25519@openssh.com {} old@laptop\n",
+        Base64::encode_string(&blob)
+    );
+    let sk_pub = ssh.join("id_ed25519_sk_jasmin.pub");
+    fs::write(&sk_pub, &line).unwrap();
+    assert!(
+        keygen_l(&sk_pub).is_some(),
+        "ssh-keygen reads the crafted line"
+    );
+    let before = tree_snapshot(&ssh);
+    let out = rotate(&ssh, tmp.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("security-key") && stderr.contains("ssh-keygen -t ed25519-sk"),
+        "{stderr}"
+    );
+    let after: Vec<String> = tree_snapshot(&ssh)
+        .into_iter()
+        .filter(|l| !l.starts_with("./.keyrotate.lock") && !l.starts_with("./: "))
+        .collect();
+    let before: Vec<String> = before
+        .into_iter()
+        .filter(|l| !l.starts_with("./: "))
+        .collect();
+    assert_eq!(after, before);
+    // Told which type to make instead, it goes ahead (named after the new type).
+    let doc = json_ok(&rotate(&ssh, tmp.path(), &["-t", "ed25519"]));
+    assert_eq!(
+        doc["private_key"],
+        ssh.join("id_ed25519_jasmin").to_str().unwrap()
+    );
+}
