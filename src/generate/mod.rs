@@ -346,16 +346,17 @@ impl WriteKeyError {
             WriteKeyError::NotAFile { .. } => {
                 "choose another -f PATH, or move what is there out of the way".to_string()
             }
-            WriteKeyError::NoDirectory { .. } => {
-                "create the directory first (`mkdir -m 700 DIR`), or choose another -f PATH"
-                    .to_string()
-            }
+            WriteKeyError::NoDirectory { path } => format!(
+                "create the directory first (`mkdir -p -m 700 {}`), or choose another -f PATH",
+                crate::text::shell_path(path)
+            ),
             WriteKeyError::Look { .. } => "nothing was changed; check the disk and the file's \
                  permissions (`ls -l`), then run again"
                 .to_string(),
-            WriteKeyError::SshDir { .. } => "create it yourself with `mkdir -m 700 DIR`, or point \
-                 --ssh-dir at another directory"
-                .to_string(),
+            WriteKeyError::SshDir { path, .. } => format!(
+                "create it yourself with `mkdir -p -m 700 {}`, or point --ssh-dir at another directory",
+                crate::text::shell_path(path)
+            ),
             WriteKeyError::Transaction(e) => e.hint(),
         }
     }
