@@ -252,7 +252,7 @@ fn unloadable_private(facts: &KeyFacts<'_>) -> Option<Finding> {
             format!(
                 "OpenSSH cannot load this key: it is an Ed25519 key in PKCS#8 format (as openssl \
                  genpkey writes it), which ssh and ssh-keygen refuse (\"invalid format\"). \
-                 keyrotate still reads it. Replace it with a key OpenSSH can use: `{}`.",
+                 keyrotate still reads it. Replace it with a key OpenSSH can use: {}.",
                 rotate_ed25519_hint(path)
             ),
         ));
@@ -286,12 +286,23 @@ impl Default for Policy {
     }
 }
 
-fn rotate_hint(path: &Path) -> String {
-    format!("keyrotate rotate -f {}", shell_path(path))
+/// How to replace the key at `path`, as a backquoted command; `rotate` refuses a name that is
+/// not UTF-8, so for one of those it says so instead of suggesting a command that fails.
+pub fn rotate_hint(path: &Path) -> String {
+    rotate_with(path, "")
 }
 
 fn rotate_ed25519_hint(path: &Path) -> String {
-    format!("keyrotate rotate -t ed25519 -f {}", shell_path(path))
+    rotate_with(path, "-t ed25519 ")
+}
+
+fn rotate_with(path: &Path, options: &str) -> String {
+    match path.to_str() {
+        Some(_) => format!("`keyrotate rotate {options}-f {}`", shell_path(path)),
+        None => "keyrotate rotate, once the file has a UTF-8 name (keyrotate cannot work on a \
+                 key whose name is not UTF-8)"
+            .to_string(),
+    }
 }
 
 /// What to do about a public key file with no private key beside it: `rotate` needs the private
@@ -314,7 +325,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 format!(
                     "Other users of this computer can access this private key (mode {mode:04o}), \
                      and OpenSSH refuses to use a key like that. Fix it with `chmod 600 {}`; if \
-                     someone may already have copied it, replace it with `{}`.",
+                     someone may already have copied it, replace it with {}.",
                     shell_path(path),
                     rotate_hint(path)
                 ),
@@ -327,7 +338,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                     "Other users of this computer can read this private key (its access list \
                      lets {} read it), and OpenSSH for Windows refuses to use a key like that. \
                      Fix it (in cmd) with `icacls {} /inheritance:r /grant:r \"%USERNAME%:F\"`; if someone \
-                     may already have copied it, replace it with `{}`.",
+                     may already have copied it, replace it with {}.",
                     facts.other_readers.join(", "),
                     shell_path(path),
                     rotate_hint(path)
@@ -340,7 +351,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 format!(
                     "This private key has no passphrase: anyone who gets a copy of the file (a \
                      backup, a shared disk, a lost laptop) can log in as you. Replace it with a \
-                     passphrase-protected key: `{}`.",
+                     passphrase-protected key: {}.",
                     rotate_hint(path)
                 ),
             ));
@@ -352,7 +363,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 Code::WeakKdf,
                 format!(
                     "The passphrase is stretched with only {rounds} bcrypt rounds (OpenSSH's \
-                     default is 16), so a stolen copy is cheaper to crack. Replace it with `{}`.",
+                     default is 16), so a stolen copy is cheaper to crack. Replace it with {}.",
                     rotate_hint(path)
                 ),
             ));
@@ -369,7 +380,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 format!(
                     "This key is in the legacy PEM format rather than OpenSSH's own \
                      format.{kdf_note} Keep it only if a tool needs PEM (JASMIN's NX desktop does); \
-                     otherwise replace it with `{}`.",
+                     otherwise replace it with {}.",
                     rotate_hint(path)
                 ),
             ));
@@ -379,7 +390,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 Code::OldKey,
                 format!(
                     "This key was last changed {} days ago, more than the {}-day limit: the older a \
-                     key, the more copies of it may have leaked. Replace it with `{}`.",
+                     key, the more copies of it may have leaked. Replace it with {}.",
                     facts.age_days,
                     policy.max_age_days,
                     rotate_hint(path)
@@ -392,7 +403,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
             let how = if openssh_cannot_read(facts) {
                 format!(
                     "OpenSSH cannot read this key to recreate it; a new pair comes with \
-                     `{}`",
+                     {}",
                     rotate_ed25519_hint(path)
                 )
             } else if facts.mangling.openssh_refuses(facts.format) {
@@ -435,7 +446,7 @@ fn algorithm_findings(facts: &KeyFacts<'_>) -> Option<Finding> {
     let path = facts.path;
     // `rotate` replaces a private key; for a public key alone there is nothing to rotate.
     let replace = |what: &str| match facts.private {
-        true => format!("{what} `{}`.", rotate_hint(path)),
+        true => format!("{what} {}.", rotate_hint(path)),
         false => format!("{}.", remove_public_hint(path)),
     };
     match (facts.algorithm?, facts.bits) {

@@ -28,5 +28,6 @@ mod parsers;
 mod plan;
 mod putty;
 mod rotate;
+mod suggested;
 mod terminal;
 mod trust;

@@ -225,8 +225,9 @@ pub(super) fn broken_finding(path: &Path, entry: &KeyEntry, reason: &str) -> Fin
              need, remove it: `rm {quoted}`"
         ),
         false => format!(
-            "Restore it from a backup (`keyrotate backup --list`) or replace it with \
-             `keyrotate rotate -f {quoted}`; if it is not a key, move it out of the SSH directory"
+            "Restore it from a backup (`keyrotate backup --list`) or replace it with {}; if it \
+             is not a key, move it out of the SSH directory",
+            findings::rotate_hint(path)
         ),
     };
     Finding::new(Code::UnreadableKey, format!("{what} {reason}. {next}."))
