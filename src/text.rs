@@ -150,7 +150,20 @@ mod tests {
 
 /// Quote a path for a shell command line in a hint: POSIX shell quoting on Unix; on Windows,
 /// double quotes around a path that needs them (cmd and PowerShell take backslashes as they are).
+///
+/// On Unix a name that is not UTF-8, or that holds a character [`sanitize`] would escape (a line
+/// break, a bidi control...), is written in `$'...'` quoting (bash, zsh, ksh, and POSIX sh since
+/// 2024) with `\xHH` for those bytes: the command then names the real file, byte for byte, and
+/// passes through the sanitiser unchanged.
 pub fn shell_path(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let bytes = path.as_os_str().as_bytes();
+        if std::str::from_utf8(bytes).map_or(true, |t| t.chars().any(needs_escape)) {
+            return dollar_quote(bytes);
+        }
+    }
     let text = path.to_string_lossy();
     if cfg!(windows) {
         return match text.contains([' ', '&', '(', ')', '^', '%', ';', ',', '\'']) {
@@ -161,6 +174,51 @@ pub fn shell_path(path: &Path) -> String {
     match shlex::try_quote(&text) {
         Ok(quoted) => quoted.into_owned(),
         Err(_) => format!("'{text}'"),
+    }
+}
+
+/// `$'...'` quoting of `bytes`: printable characters as they are (`'` and `\` escaped), every
+/// byte of anything else as `\xHH`.
+#[cfg(unix)]
+fn dollar_quote(bytes: &[u8]) -> String {
+    let mut out = String::from("$'");
+    let hex = |out: &mut String, b: &[u8]| {
+        for byte in b {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\'' | '\\' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if needs_escape(c) => hex(&mut out, c.encode_utf8(&mut [0; 4]).as_bytes()),
+                c => out.push(c),
+            }
+        }
+        hex(&mut out, chunk.invalid());
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(all(test, unix))]
+mod quote_tests {
+    use super::*;
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn names_that_are_not_utf8_are_quoted_byte_for_byte() {
+        let p = Path::new(OsStr::from_bytes(b"/h/.ssh/id_\xff'x\\"));
+        assert_eq!(shell_path(p), r"$'/h/.ssh/id_\xff\'x\\'");
+        let p = Path::new("/h/.ssh/id\nrsa\u{202e}");
+        let quoted = shell_path(p);
+        assert_eq!(quoted, r"$'/h/.ssh/id\x0arsa\xe2\x80\xae'");
+        assert_eq!(sanitize(&quoted), quoted);
+        assert_eq!(shell_path(Path::new("/h/my keys/id")), "'/h/my keys/id'");
     }
 }
 

@@ -45,13 +45,15 @@ pub enum Code {
     PublicKeyMismatch,
     MissingPublicKey,
     UnreadableKey,
+    UnloadableKey,
+    InsecureConfig,
     RetiredKey,
     DuplicateKey,
     NoKeys,
 }
 
 impl Code {
-    pub const ALL: [Code; 14] = [
+    pub const ALL: [Code; 16] = [
         Code::UnencryptedPrivateKey,
         Code::InsecurePermissions,
         Code::InsecureSshDir,
@@ -63,6 +65,8 @@ impl Code {
         Code::PublicKeyMismatch,
         Code::MissingPublicKey,
         Code::UnreadableKey,
+        Code::UnloadableKey,
+        Code::InsecureConfig,
         Code::RetiredKey,
         Code::DuplicateKey,
         Code::NoKeys,
@@ -81,6 +85,8 @@ impl Code {
             Code::PublicKeyMismatch => "public-key-mismatch",
             Code::MissingPublicKey => "missing-public-key",
             Code::UnreadableKey => "unreadable-key",
+            Code::UnloadableKey => "unloadable-key",
+            Code::InsecureConfig => "insecure-config",
             Code::RetiredKey => "retired-key",
             Code::DuplicateKey => "duplicate-key",
             Code::NoKeys => "no-keys",
@@ -94,12 +100,14 @@ impl Code {
             | Code::InsecurePermissions
             | Code::WeakAlgorithm
             | Code::PublicKeyMismatch
+            | Code::InsecureConfig
             | Code::RetiredKey => Severity::Critical,
             Code::InsecureSshDir
             | Code::WeakKeySize
             | Code::WeakKdf
             | Code::OldKey
-            | Code::UnreadableKey => Severity::Warning,
+            | Code::UnreadableKey
+            | Code::UnloadableKey => Severity::Warning,
             Code::LegacyFormat | Code::MissingPublicKey | Code::DuplicateKey | Code::NoKeys => {
                 Severity::Info
             }
@@ -151,6 +159,119 @@ pub struct KeyFacts<'a> {
     pub age_days: u64,
     /// The `.pub` path, when the pair has one.
     pub public_path: Option<&'a Path>,
+    /// What a copy through Windows or a mail client did to the file's bytes.
+    pub mangling: Mangling,
+}
+
+/// What a copy through Windows or a mail client can do to a key file's bytes, as far as OpenSSH
+/// cares: keyrotate reads such a file either way, OpenSSH does not always.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mangling {
+    /// The file starts with a UTF-8 byte order mark.
+    pub bom: bool,
+    /// Some line ends in CR LF.
+    pub crlf: bool,
+}
+
+impl Mangling {
+    pub fn of(bytes: &[u8]) -> Self {
+        Mangling {
+            bom: bytes.starts_with(b"\xEF\xBB\xBF"),
+            crlf: bytes.windows(2).any(|w| w == b"\r\n"),
+        }
+    }
+
+    /// Would OpenSSH refuse a file of `format` that was mangled like this? OpenSSH's own
+    /// private-key format must begin exactly with `-----BEGIN OPENSSH PRIVATE KEY-----\n` and end
+    /// with the END line and `\n` (`sshkey.c`, `private2_uudecode`), so a BOM or CR LF breaks
+    /// it; a public key line may end in CR LF (the CR is taken as part of the comment) but not
+    /// start with a BOM; PEM and PKCS#8 go through OpenSSL's PEM reader, which skips both.
+    pub fn openssh_refuses(self, format: Format) -> bool {
+        match format {
+            Format::Openssh => self.bom || self.crlf,
+            Format::Public => self.bom,
+            _ => false,
+        }
+    }
+
+    /// What happened to the file, for a message.
+    fn cause(self, format: Format) -> &'static str {
+        match (self.bom, self.crlf && format != Format::Public) {
+            (true, true) => {
+                "it starts with a UTF-8 byte order mark (three invisible bytes) and its lines end \
+                 in CR LF (Windows line endings)"
+            }
+            (true, false) => "it starts with a UTF-8 byte order mark (three invisible bytes)",
+            _ => "its lines end in CR LF (Windows line endings)",
+        }
+    }
+
+    /// A command that removes what OpenSSH refuses, keeping the file's mode: perl is on every
+    /// Linux distribution and on macOS, whose `sed -i` differs from GNU's.
+    fn fix_command(self, format: Format, path: &Path) -> String {
+        let script = match (self.bom, self.crlf && format != Format::Public) {
+            (true, true) => r"s/^\xEF\xBB\xBF//; s/\r$//",
+            (true, false) => r"s/^\xEF\xBB\xBF//",
+            _ => r"s/\r$//",
+        };
+        format!("perl -pi -e '{script}' {}", shell_path(path))
+    }
+}
+
+/// An `unloadable-key` finding for the public key file `path` (a `.pub` beside a private key, or
+/// alone) when OpenSSH would refuse it.
+pub fn unloadable_public(path: &Path, mangling: Mangling) -> Option<Finding> {
+    if !mangling.openssh_refuses(Format::Public) {
+        return None;
+    }
+    Some(Finding::new(
+        Code::UnloadableKey,
+        format!(
+            "OpenSSH cannot load the public key file {}: {} (as a copy through Windows or a mail \
+             client can leave it), so ssh-keygen refuses it (\"not a public key file\") and a \
+             server would not accept the line pasted from it. Fix it with `{}`.",
+            path.display(),
+            mangling.cause(Format::Public),
+            mangling.fix_command(Format::Public, path)
+        ),
+    ))
+}
+
+/// Can OpenSSH read this private key at all? Ed25519 in PKCS#8 (what `openssl genpkey` writes)
+/// it cannot (`ssh-keygen -y` says "invalid format"): the PKCS#8 path of OpenSSH only knows RSA,
+/// ECDSA and DSA.
+fn openssh_cannot_read(facts: &KeyFacts<'_>) -> bool {
+    facts.format == Format::Pkcs8 && facts.algorithm == Some(KeyAlgorithm::Ed25519)
+}
+
+fn unloadable_private(facts: &KeyFacts<'_>) -> Option<Finding> {
+    let path = facts.path;
+    if openssh_cannot_read(facts) {
+        return Some(Finding::new(
+            Code::UnloadableKey,
+            format!(
+                "OpenSSH cannot load this key: it is an Ed25519 key in PKCS#8 format (as openssl \
+                 genpkey writes it), which ssh and ssh-keygen refuse (\"invalid format\"). \
+                 keyrotate still reads it. Replace it with a key OpenSSH can use: {}.",
+                rotate_ed25519_hint(path)
+            ),
+        ));
+    }
+    if !facts.mangling.openssh_refuses(facts.format) {
+        return None;
+    }
+    Some(Finding::new(
+        Code::UnloadableKey,
+        format!(
+            "OpenSSH cannot load this key: {} (as a copy through Windows or a mail client can \
+             leave it), and OpenSSH reads its own private-key format only from a file that begins \
+             with the BEGIN line and has LF line endings, so ssh skips it and ssh-keygen refuses \
+             it (\"error in libcrypto\" or \"invalid format\"). keyrotate still reads it. Fix it \
+             with `{}` (the file keeps its mode).",
+            facts.mangling.cause(facts.format),
+            facts.mangling.fix_command(facts.format, path)
+        ),
+    ))
 }
 
 /// The policy's knobs.
@@ -165,8 +286,32 @@ impl Default for Policy {
     }
 }
 
-fn rotate_hint(path: &Path) -> String {
-    format!("keyrotate rotate -f {}", shell_path(path))
+/// How to replace the key at `path`, as a backquoted command; `rotate` refuses a name that is
+/// not UTF-8, so for one of those it says so instead of suggesting a command that fails.
+pub fn rotate_hint(path: &Path) -> String {
+    rotate_with(path, "")
+}
+
+fn rotate_ed25519_hint(path: &Path) -> String {
+    rotate_with(path, "-t ed25519 ")
+}
+
+fn rotate_with(path: &Path, options: &str) -> String {
+    match path.to_str() {
+        Some(_) => format!("`keyrotate rotate {options}-f {}`", shell_path(path)),
+        None => "keyrotate rotate, once the file has a UTF-8 name (keyrotate cannot work on a \
+                 key whose name is not UTF-8)"
+            .to_string(),
+    }
+}
+
+/// What to do about a public key file with no private key beside it: `rotate` needs the private
+/// key, so the only local fix is to take the file away.
+fn remove_public_hint(path: &Path) -> String {
+    format!(
+        "If the key is still authorised on servers, remove it there; then remove this file: `rm {}`",
+        shell_path(path)
+    )
 }
 
 /// The findings that depend on one key alone.
@@ -180,7 +325,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 format!(
                     "Other users of this computer can access this private key (mode {mode:04o}), \
                      and OpenSSH refuses to use a key like that. Fix it with `chmod 600 {}`; if \
-                     someone may already have copied it, replace it with `{}`.",
+                     someone may already have copied it, replace it with {}.",
                     shell_path(path),
                     rotate_hint(path)
                 ),
@@ -193,7 +338,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                     "Other users of this computer can read this private key (its access list \
                      lets {} read it), and OpenSSH for Windows refuses to use a key like that. \
                      Fix it (in cmd) with `icacls {} /inheritance:r /grant:r \"%USERNAME%:F\"`; if someone \
-                     may already have copied it, replace it with `{}`.",
+                     may already have copied it, replace it with {}.",
                     facts.other_readers.join(", "),
                     shell_path(path),
                     rotate_hint(path)
@@ -206,7 +351,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 format!(
                     "This private key has no passphrase: anyone who gets a copy of the file (a \
                      backup, a shared disk, a lost laptop) can log in as you. Replace it with a \
-                     passphrase-protected key: `{}`.",
+                     passphrase-protected key: {}.",
                     rotate_hint(path)
                 ),
             ));
@@ -218,7 +363,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 Code::WeakKdf,
                 format!(
                     "The passphrase is stretched with only {rounds} bcrypt rounds (OpenSSH's \
-                     default is 16), so a stolen copy is cheaper to crack. Replace it with `{}`.",
+                     default is 16), so a stolen copy is cheaper to crack. Replace it with {}.",
                     rotate_hint(path)
                 ),
             ));
@@ -235,7 +380,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 format!(
                     "This key is in the legacy PEM format rather than OpenSSH's own \
                      format.{kdf_note} Keep it only if a tool needs PEM (JASMIN's NX desktop does); \
-                     otherwise replace it with `{}`.",
+                     otherwise replace it with {}.",
                     rotate_hint(path)
                 ),
             ));
@@ -245,7 +390,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                 Code::OldKey,
                 format!(
                     "This key was last changed {} days ago, more than the {}-day limit: the older a \
-                     key, the more copies of it may have leaked. Replace it with `{}`.",
+                     key, the more copies of it may have leaked. Replace it with {}.",
                     facts.age_days,
                     policy.max_age_days,
                     rotate_hint(path)
@@ -253,48 +398,79 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
             ));
         }
         if facts.parsed && facts.public_path.is_none() && facts.format != Format::Putty {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let public = shell_path(&public_path_of(path));
+            let how = if openssh_cannot_read(facts) {
+                format!(
+                    "OpenSSH cannot read this key to recreate it; a new pair comes with \
+                     {}",
+                    rotate_ed25519_hint(path)
+                )
+            } else if facts.mangling.openssh_refuses(facts.format) {
+                format!(
+                    "Once OpenSSH can load the key (see unloadable-key), recreate it with \
+                     `ssh-keygen -y -f {} > {public}`",
+                    shell_path(path)
+                )
+            } else {
+                format!(
+                    "Recreate it with `ssh-keygen -y -f {} > {public}`",
+                    shell_path(path)
+                )
+            };
             out.push(Finding::new(
                 Code::MissingPublicKey,
                 format!(
                     "There is no {}.pub beside this private key; you need it to upload the key. \
-                     Recreate it with `ssh-keygen -y -f {} > {}.pub`.",
-                    path.file_name().unwrap_or_default().to_string_lossy(),
-                    shell_path(path),
-                    shell_path(path)
+                     {how}.",
+                    crate::text::sanitize(&name)
                 ),
             ));
         }
+        out.extend(unloadable_private(facts));
+    } else if facts.format == Format::Public {
+        out.extend(unloadable_public(path, facts.mangling));
     }
     out.extend(algorithm_findings(facts));
     out
 }
 
+/// `<path>.pub`, byte for byte (a name that is not UTF-8 stays what it is).
+fn public_path_of(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(".pub");
+    name.into()
+}
+
 fn algorithm_findings(facts: &KeyFacts<'_>) -> Option<Finding> {
     let path = facts.path;
+    // `rotate` replaces a private key; for a public key alone there is nothing to rotate.
+    let replace = |what: &str| match facts.private {
+        true => format!("{what} {}.", rotate_hint(path)),
+        false => format!("{}.", remove_public_hint(path)),
+    };
     match (facts.algorithm?, facts.bits) {
         (KeyAlgorithm::Dsa, _) => Some(Finding::new(
             Code::WeakAlgorithm,
             format!(
                 "DSA keys are no longer safe: OpenSSH turned them off by default in version 7.0 \
                  and recent releases have removed them, and services such as JASMIN refuse them. \
-                 Replace it with `{}`.",
-                rotate_hint(path)
+                 {}",
+                replace("Replace it with")
             ),
         )),
         (KeyAlgorithm::Rsa, Some(bits)) if bits < 2048 => Some(Finding::new(
             Code::WeakAlgorithm,
             format!(
-                "A {bits}-bit RSA key is too short to be safe and many servers refuse it. Replace \
-                 it with `{}`.",
-                rotate_hint(path)
+                "A {bits}-bit RSA key is too short to be safe and many servers refuse it. {}",
+                replace("Replace it with")
             ),
         )),
         (KeyAlgorithm::Rsa, Some(bits)) if bits < 3072 => Some(Finding::new(
             Code::WeakKeySize,
             format!(
-                "A {bits}-bit RSA key is below the 3072 bits now recommended. Replace it with a \
-                 stronger key when convenient: `{}`.",
-                rotate_hint(path)
+                "A {bits}-bit RSA key is below the 3072 bits now recommended. {}",
+                replace("Replace it with a stronger key when convenient:")
             ),
         )),
         _ => None,
@@ -318,6 +494,7 @@ mod tests {
             other_readers: &[],
             age_days: 10,
             public_path: Some(Path::new("/h/.ssh/id_ed25519.pub")),
+            mangling: Mangling::default(),
         }
     }
 
@@ -380,7 +557,52 @@ mod tests {
                 |f| (f.format, f.kdf) = (Format::Pem, Some(&NO_KDF)),
                 &["legacy-format", "unencrypted-private-key"],
             ),
-            (|f| f.format = Format::Pkcs8, &[]),
+            // OpenSSH reads RSA, ECDSA and DSA in PKCS#8, not Ed25519.
+            (|f| f.format = Format::Pkcs8, &["unloadable-key"]),
+            (
+                |f| (f.format, f.algorithm) = (Format::Pkcs8, Some(KeyAlgorithm::Ecdsa)),
+                &[],
+            ),
+            // A BOM or CR LF breaks OpenSSH's own format, not PEM or PKCS#8 (OpenSSL skips them).
+            (|f| f.mangling.crlf = true, &["unloadable-key"]),
+            (|f| f.mangling.bom = true, &["unloadable-key"]),
+            (
+                |f| (f.mangling.bom, f.mangling.crlf) = (true, true),
+                &["unloadable-key"],
+            ),
+            (
+                |f| {
+                    (f.format, f.kdf) = (Format::Pem, Some(&MD5_KDF));
+                    (f.mangling.bom, f.mangling.crlf) = (true, true);
+                },
+                &["legacy-format"],
+            ),
+            (
+                |f| {
+                    (f.format, f.algorithm) = (Format::Pkcs8, Some(KeyAlgorithm::Rsa));
+                    (f.bits, f.mangling.crlf) = (Some(4096), true);
+                },
+                &[],
+            ),
+            // A public key line may end in CR LF, not start with a BOM.
+            (
+                |f| {
+                    (f.private, f.format, f.kdf) = (false, Format::Public, None);
+                    f.mangling.crlf = true;
+                },
+                &[],
+            ),
+            (
+                |f| {
+                    (f.private, f.format, f.kdf) = (false, Format::Public, None);
+                    f.mangling.bom = true;
+                },
+                &["unloadable-key"],
+            ),
+            (
+                |f| (f.mangling.crlf, f.public_path) = (true, None),
+                &["missing-public-key", "unloadable-key"],
+            ),
             (|f| (f.format, f.public_path) = (Format::Putty, None), &[]),
             (
                 |f| (f.parsed, f.kdf, f.public_path) = (false, None, None),
@@ -431,6 +653,7 @@ mod tests {
             "insecure-permissions",
             "weak-algorithm",
             "public-key-mismatch",
+            "insecure-config",
             "retired-key",
         ];
         let warning = [
@@ -439,6 +662,7 @@ mod tests {
             "weak-kdf",
             "old-key",
             "unreadable-key",
+            "unloadable-key",
         ];
         for code in Code::ALL {
             let want = if critical.contains(&code.as_str()) {
@@ -452,6 +676,45 @@ mod tests {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }
+    }
+
+    #[test]
+    fn unloadable_key_names_the_cause_and_a_fix_for_it() {
+        let p = Path::new("/h/.ssh/id_ed25519");
+        let message = |bom, crlf| {
+            let mut f = facts(p);
+            f.mangling = Mangling { bom, crlf };
+            let found = key_findings(&f, &Policy::default());
+            found[0].message.clone()
+        };
+        let crlf = message(false, true);
+        assert!(
+            crlf.contains("CR LF") && !crlf.contains("byte order"),
+            "{crlf}"
+        );
+        assert!(
+            crlf.contains(r"`perl -pi -e 's/\r$//' /h/.ssh/id_ed25519`"),
+            "{crlf}"
+        );
+        let bom = message(true, false);
+        assert!(
+            bom.contains("byte order mark") && !bom.contains("CR LF"),
+            "{bom}"
+        );
+        assert!(bom.contains(r"`perl -pi -e 's/^\xEF\xBB\xBF//' /h/.ssh/id_ed25519`"));
+        let both = message(true, true);
+        assert!(both.contains(r"'s/^\xEF\xBB\xBF//; s/\r$//'"), "{both}");
+    }
+
+    #[test]
+    fn a_lone_public_key_is_never_told_to_rotate() {
+        let p = Path::new("/h/.ssh/old.pub");
+        let mut f = facts(p);
+        (f.private, f.format, f.kdf, f.public_path) = (false, Format::Public, None, None);
+        f.algorithm = Some(KeyAlgorithm::Dsa);
+        let found = key_findings(&f, &Policy::default());
+        assert!(!found[0].message.contains("rotate"), "{}", found[0].message);
+        assert!(found[0].message.contains("`rm /h/.ssh/old.pub`"));
     }
 
     #[test]

@@ -305,3 +305,73 @@ fn help_snapshots() {
         settings.bind(|| insta::assert_snapshot!(name, help));
     }
 }
+
+#[test]
+fn an_empty_keyrotate_ssh_dir_counts_as_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .env("HOME", tmp.path())
+        .env("KEYROTATE_SSH_DIR", "")
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = tmp.path().join(".ssh");
+    assert_eq!(doc["ssh_dir"], *want.to_string_lossy(), "{doc}");
+    // An empty --ssh-dir is still refused, even with the variable empty too.
+    let out = Command::new(bin())
+        .env("HOME", tmp.path())
+        .env("KEYROTATE_SSH_DIR", "")
+        .args(["--ssh-dir=", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn without_home_the_password_database_home_is_used_and_said() {
+    for (state, home) in [("not set", None), ("empty", Some(""))] {
+        let mut cmd = Command::new(bin());
+        cmd.env_remove("KEYROTATE_SSH_DIR")
+            .args(["check", "--json"]);
+        match home {
+            Some(h) => cmd.env("HOME", h),
+            None => cmd.env_remove("HOME"),
+        };
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{state}: {err}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let dir = doc["ssh_dir"].as_str().unwrap();
+        assert!(
+            err.contains(&format!(
+                "note: HOME is {state}; using {dir} from the password database"
+            )),
+            "{state}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_home_that_is_not_a_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    for home in [file, tmp.path().join("missing")] {
+        let out = Command::new(bin())
+            .env("HOME", &home)
+            .env_remove("KEYROTATE_SSH_DIR")
+            .arg("check")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("HOME (")
+                && err.contains("hint: pass the SSH directory with `--ssh-dir DIR`"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}

@@ -29,5 +29,6 @@ mod plan;
 mod putty;
 mod rotate;
 mod successor;
+mod suggested;
 mod terminal;
 mod trust;

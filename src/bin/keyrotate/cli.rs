@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 const EXIT_CODES: &str = "Exit codes:
@@ -26,7 +27,10 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The SSH directory to work on [default: ~/.ssh; an empty KEYROTATE_SSH_DIR counts as unset]
-    #[arg(long, global = true, value_name = "DIR", env = "KEYROTATE_SSH_DIR")]
+    // The value is taken as it is (an empty one too) and checked in `commands::resolve_ssh_dir`,
+    // which tells the command line from the environment.
+    #[arg(long, global = true, value_name = "DIR", env = "KEYROTATE_SSH_DIR",
+          value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from))]
     pub ssh_dir: Option<PathBuf>,
 
     /// Print exactly one JSON document on stdout (diagnostics stay on stderr)

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use crate::check::findings::{self, Code, Finding, KeyFacts, Policy, Severity};
+use crate::check::findings::{self, Code, Finding, KeyFacts, Mangling, Policy, Severity};
 use crate::keyfile::{
     self, Format, Kdf, KeyAlgorithm, KeyFile, MAX_KEY_FILE_SIZE, Protection, PublicInfo, Recognised,
 };
@@ -215,6 +215,8 @@ struct Scanned {
     meta: Option<Metadata>,
     symlink_target: Option<PathBuf>,
     content: Content,
+    /// A byte order mark or CR LF endings, which OpenSSH may refuse where keyrotate reads on.
+    mangling: Mangling,
 }
 
 impl Scanned {
@@ -266,6 +268,17 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
             path: ssh_dir.to_path_buf(),
         });
     }
+    if let Some(uid) = foreign_owner(&dir_meta, &dir_meta) {
+        inventory.findings.push(Finding::new(
+            Code::InsecureSshDir,
+            format!(
+                "The SSH directory {} belongs to another user (uid {uid}): they could replace \
+                 your keys or your config, and sshd (StrictModes) refuses the authorized_keys \
+                 in it. Ask an administrator to give it back to you (with chown).",
+                ssh_dir.display(),
+            ),
+        ));
+    }
     if let Some(mode) = unix_mode(&dir_meta).filter(|m| m & 0o022 != 0) {
         inventory.findings.push(Finding::new(
             Code::InsecureSshDir,
@@ -278,6 +291,10 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
             ),
         ));
     }
+
+    inventory
+        .findings
+        .extend(config_finding(ssh_dir, &dir_meta));
 
     let mut names = Vec::new();
     for entry in fsio::list_dir(ssh_dir).map_err(read_err)? {
@@ -316,6 +333,57 @@ pub fn scan(ssh_dir: &Path, policy: &Policy, now: SystemTime) -> Result<Inventor
     Ok(inventory)
 }
 
+/// The owner of `meta` when it is neither root nor the user the SSH directory is for: the one
+/// running keyrotate, or, for root checking someone else's directory, the directory's owner.
+/// OpenSSH accepts a user config (`readconf.c`) and sshd each directory up to the home
+/// (`misc.c`, `safe_path`) only when owned by root or that user.
+#[cfg(unix)]
+fn foreign_owner(meta: &Metadata, dir_meta: &Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let me = fsio::current_uid();
+    let user = if me == 0 { dir_meta.uid() } else { me };
+    (meta.uid() != 0 && meta.uid() != user).then_some(meta.uid())
+}
+
+#[cfg(not(unix))]
+fn foreign_owner(_meta: &Metadata, _dir_meta: &Metadata) -> Option<u32> {
+    None
+}
+
+/// `insecure-config`: ssh stops with "Bad owner or permissions on ~/.ssh/config" when its user
+/// config is writable by group or others or owned by another user (`readconf.c`,
+/// `read_config_file_depth` with `SSHCONF_CHECKPERM`; it follows a symlink, as we do). A config
+/// that cannot be looked at is left alone, as ssh leaves a config it cannot open.
+fn config_finding(ssh_dir: &Path, dir_meta: &Metadata) -> Option<Finding> {
+    let path = ssh_dir.join("config");
+    let meta = fs::metadata(&path).ok().filter(|m| m.is_file())?;
+    let quoted = crate::text::shell_path(&path);
+    let danger = "ssh stops with \"Bad owner or permissions\" instead of connecting, and whoever \
+                  can write it could make your ssh run their commands (ProxyCommand, \
+                  LocalCommand, Match exec); other SSH clients read it without this check";
+    if let Some(uid) = foreign_owner(&meta, dir_meta) {
+        return Some(Finding::new(
+            Code::InsecureConfig,
+            format!(
+                "Your ssh config {} belongs to another user (uid {uid}): {danger}. Read it for \
+                 lines you did not write, then replace it with a copy you own: `cp {quoted} \
+                 {quoted}.new && chmod 600 {quoted}.new && mv {quoted}.new {quoted}`.",
+                path.display()
+            ),
+        ));
+    }
+    let mode = unix_mode(&meta).filter(|m| m & 0o022 != 0)?;
+    Some(Finding::new(
+        Code::InsecureConfig,
+        format!(
+            "Your ssh config {} can be written by other users (mode {:04o}): {danger}. Read it \
+             for lines you did not write, then fix it with `chmod 600 {quoted}`.",
+            path.display(),
+            mode & 0o7777
+        ),
+    ))
+}
+
 /// Look at one directory entry; `None` when it is not a key and not pretending to be one.
 fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
     if regular {
@@ -324,13 +392,14 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
         if let Ok((bounded, meta)) = fsio::read_bounded_with_metadata(&path, MAX_KEY_FILE_SIZE)
             && meta.is_file()
         {
-            let content = content_of(&name, bounded)?;
+            let (content, mangling) = content_of(&name, bounded)?;
             return Some(Scanned {
                 name,
                 path,
                 meta: Some(meta),
                 symlink_target: None,
                 content,
+                mangling,
             });
         }
     }
@@ -342,6 +411,7 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
                 meta,
                 symlink_target: target,
                 content: Content::Unreadable(Unreadable::new(reason, next)),
+                mangling: Mangling::default(),
             })
         };
     // Gone since the listing: nothing to report. Any other error is reported, never skipped:
@@ -412,12 +482,15 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
         let reason = too_large(meta.len());
         return unreadable(Some(meta), symlink_target, reason, NextStep::MoveAway);
     }
-    let content = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
+    let (content, mangling) = match fsio::read_bounded(&path, MAX_KEY_FILE_SIZE) {
         Ok(bounded) => content_of(&name, bounded)?,
-        Err(e) => Content::Unreadable(Unreadable::new(
-            format!("it cannot be read ({})", io_reason(&e)),
-            NextStep::CheckPermissions,
-        )),
+        Err(e) => (
+            Content::Unreadable(Unreadable::new(
+                format!("it cannot be read ({})", io_reason(&e)),
+                NextStep::CheckPermissions,
+            )),
+            Mangling::default(),
+        ),
     };
     Some(Scanned {
         name,
@@ -425,12 +498,18 @@ fn scan_entry(name: OsString, path: PathBuf, regular: bool) -> Option<Scanned> {
         meta: Some(meta),
         symlink_target,
         content,
+        mangling,
     })
 }
 
-/// What a file's contents make it; `None` when it is not a key and not named like one.
-fn content_of(name: &OsStr, bounded: Bounded) -> Option<Content> {
-    Some(match bounded {
+/// What a file's contents make it, and how they were mangled in transit; `None` when it is not
+/// a key and not named like one.
+fn content_of(name: &OsStr, bounded: Bounded) -> Option<(Content, Mangling)> {
+    let mangling = match &bounded {
+        Bounded::Bytes(bytes) => Mangling::of(bytes),
+        _ => Mangling::default(),
+    };
+    let content = match bounded {
         Bounded::Bytes(bytes) => match keyfile::recognise(&bytes) {
             Recognised::Key(key) => Content::Key(key),
             Recognised::Broken(broken) => Content::Broken(broken),
@@ -450,7 +529,8 @@ fn content_of(name: &OsStr, bounded: Bounded) -> Option<Content> {
         Bounded::TooLarge(len) => {
             Content::Unreadable(Unreadable::new(too_large(len), NextStep::MoveAway))
         }
-    })
+    };
+    Some((content, mangling))
 }
 
 fn too_large(len: u64) -> String {

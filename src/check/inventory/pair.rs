@@ -129,7 +129,12 @@ pub(super) fn read_public(
     private_algorithm: Option<KeyAlgorithm>,
 ) {
     let pub_key = match &public.content {
-        Content::Key(pub_key) => pub_key,
+        Content::Key(pub_key) => {
+            entry
+                .findings
+                .extend(findings::unloadable_public(&public.path, public.mangling));
+            pub_key
+        }
         Content::Broken(broken) => {
             let finding = broken_public_finding(main_path, &public.path, &broken.reason);
             entry.findings.push(finding);
@@ -198,6 +203,7 @@ pub(super) fn policy_findings(
         other_readers: &other_readers(&entry.path, recognisably_private),
         age_days: entry.age_days,
         public_path: entry.public_path.as_deref(),
+        mangling: main.mangling,
     };
     findings::key_findings(&facts, policy)
 }
@@ -208,14 +214,23 @@ pub(super) fn broken_finding(path: &Path, entry: &KeyEntry, reason: &str) -> Fin
         (format, true) => format!("This {} private key cannot be used:", format.describe()),
         (_, false) => "This public key file cannot be used:".to_string(),
     };
-    Finding::new(
-        Code::UnreadableKey,
-        format!(
-            "{what} {reason}. Restore it from a backup (`keyrotate backup --list`) or replace it \
-             with `keyrotate rotate -f {}`; if it is not a key, move it out of the SSH directory.",
-            crate::text::shell_path(path)
+    let quoted = crate::text::shell_path(path);
+    // `rotate -f` takes a private key's name: it refuses a `.pub`, and a public key alone
+    // has no private key to replace.
+    let public_side =
+        entry.format == Format::Public || path.as_os_str().as_encoded_bytes().ends_with(b".pub");
+    let next = match public_side {
+        true => format!(
+            "Restore it from a backup (`keyrotate backup --list`), or, if it is not a key you \
+             need, remove it: `rm {quoted}`"
         ),
-    )
+        false => format!(
+            "Restore it from a backup (`keyrotate backup --list`) or replace it with {}; if it \
+             is not a key, move it out of the SSH directory",
+            findings::rotate_hint(path)
+        ),
+    };
+    Finding::new(Code::UnreadableKey, format!("{what} {reason}. {next}."))
 }
 
 pub(super) fn unreadable_finding(path: &Path, unreadable: &Unreadable) -> Finding {

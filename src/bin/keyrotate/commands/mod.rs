@@ -114,21 +114,90 @@ pub fn recover_if_needed(ctx: &Context) {
     }
 }
 
-/// `--ssh-dir`, else `KEYROTATE_SSH_DIR` (clap reads both and refuses an empty `--ssh-dir`),
-/// else `~/.ssh` of the home directory.
+/// `--ssh-dir`, else `KEYROTATE_SSH_DIR`, else `~/.ssh` of the home directory. An empty
+/// `KEYROTATE_SSH_DIR` counts as unset (as an empty variable does for most tools); an empty
+/// `--ssh-dir ''` is refused. clap reads both into one value: an empty one came from the
+/// environment exactly when the variable is set and empty and no `--ssh-dir` was given.
 fn resolve_ssh_dir(explicit: Option<&PathBuf>) -> Result<PathBuf> {
-    let dir = match explicit {
-        Some(dir) => dir.clone(),
-        None => match dirs::home_dir() {
-            Some(home) => home.join(".ssh"),
-            None => {
-                let var = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+    let explicit = match explicit {
+        Some(dir) if dir.as_os_str().is_empty() => {
+            let from_env = std::env::var_os("KEYROTATE_SSH_DIR").is_some_and(|v| v.is_empty())
+                && !std::env::args_os()
+                    .any(|a| a == "--ssh-dir" || a.as_encoded_bytes().starts_with(b"--ssh-dir="));
+            if !from_env {
                 return Err(keyrotate::Error::refused(
-                    format!("cannot tell where your home directory is ({var} is not set)"),
-                    "pass the SSH directory with `--ssh-dir DIR`",
+                    "--ssh-dir was given an empty directory name",
+                    "name the SSH directory after --ssh-dir, or leave --ssh-dir out",
                 ));
             }
-        },
+            None
+        }
+        other => other,
+    };
+    let dir = match explicit {
+        Some(dir) => dir.clone(),
+        None => home_dir()?.join(".ssh"),
     };
     Ok(std::path::absolute(&dir).unwrap_or(dir))
+}
+
+/// The home directory the default SSH directory is in. `HOME` when it names a directory; when
+/// `HOME` is unset or empty, the password database's home (where ssh itself looks, since ssh
+/// ignores `HOME`), said on stderr so that nobody works on a directory they did not expect;
+/// `HOME` naming something that is not a directory is refused rather than second-guessed.
+#[cfg(unix)]
+fn home_dir() -> Result<PathBuf> {
+    let hint = "pass the SSH directory with `--ssh-dir DIR` (or set KEYROTATE_SSH_DIR)";
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => {
+            let home = PathBuf::from(home);
+            match std::fs::metadata(&home) {
+                Ok(meta) if !meta.is_dir() => Err(keyrotate::Error::refused(
+                    format!("HOME ({}) is not a directory", home.display()),
+                    hint,
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(keyrotate::Error::refused(
+                        format!("HOME ({}) does not exist", home.display()),
+                        hint,
+                    ))
+                }
+                // Could not look (permission denied...): the command itself will say what fails.
+                _ => Ok(home),
+            }
+        }
+        None => {
+            let state = match std::env::var_os("HOME") {
+                Some(_) => "empty",
+                None => "not set",
+            };
+            // With HOME unset or empty, dirs asks the password database.
+            match dirs::home_dir().filter(|h| h.is_dir()) {
+                Some(home) => {
+                    output::print_note(&format!(
+                        "HOME is {state}; using {} from the password database",
+                        home.join(".ssh").display()
+                    ));
+                    Ok(home)
+                }
+                None => Err(keyrotate::Error::refused(
+                    format!(
+                        "cannot tell where your home directory is (HOME is {state}, and the \
+                         password database names no home directory that exists)"
+                    ),
+                    hint,
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn home_dir() -> Result<PathBuf> {
+    dirs::home_dir().ok_or_else(|| {
+        keyrotate::Error::refused(
+            "cannot tell where your home directory is (USERPROFILE is not set)",
+            "pass the SSH directory with `--ssh-dir DIR`",
+        )
+    })
 }
