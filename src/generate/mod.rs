@@ -340,9 +340,10 @@ impl WriteKeyError {
             WriteKeyError::Exists { .. } => "add --force to replace it (the old key is backed up \
                  first), or run `keyrotate rotate` to replace it the way JASMIN asks"
                 .to_string(),
-            WriteKeyError::PublicPath { path } => {
-                format!("use -f {}", path.with_extension("").display())
-            }
+            WriteKeyError::PublicPath { path } => format!(
+                "use -f {} (the private key's name; its .pub goes beside it)",
+                crate::text::shell_path(&path.with_extension(""))
+            ),
             WriteKeyError::NotAFile { .. } => {
                 "choose another -f PATH, or move what is there out of the way".to_string()
             }
