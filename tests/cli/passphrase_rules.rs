@@ -472,3 +472,50 @@ fn the_most_bcrypt_rounds_generate_accepts_are_checked_by_rotate() {
     assert!(!stderr(&out).contains("not checked"), "{}", stderr(&out));
     assert_eq!(tree(&ssh), before);
 }
+
+#[test]
+fn with_f_the_retired_keys_checked_are_those_retired_from_that_path() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let p = |i: usize| format!("plinth gusty oboe marrow {i}");
+    // A jasmin key, retired once (its passphrase: PASSPHRASE).
+    keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
+    rotate_with(&ssh, tmp.path(), &p(1));
+    // A key of its own name, rotated twice with -f.
+    let lab = ssh.join("lab_key");
+    run_ok(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", &p(7), "-f"])
+            .arg(&lab),
+    );
+    let rotate_f = |passphrase: &str| {
+        let file = pass_file(tmp.path(), "f", passphrase);
+        let args = [
+            "rotate",
+            "-t",
+            "ed25519",
+            "-f",
+            lab.to_str().unwrap(),
+            "--no-agent",
+            "--json",
+        ];
+        run(&ssh, &args, &file, None)
+    };
+    assert_eq!(json_ok(&rotate_f(&p(8)))["passphrase_check"], "different");
+    assert_eq!(json_ok(&rotate_f(&p(9)))["passphrase_check"], "different");
+    let before = tree(&ssh);
+    let out = rotate_f(&p(7));
+    assert_refused(&out, "opens your retired key", &p(7), "-f P7");
+    assert!(
+        stderr(&out).contains(lab.to_str().unwrap()),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(tree(&ssh), before);
+    // The jasmin key's retired passphrase is not that path's: accepted.
+    let doc = json_ok(&rotate_f(PASSPHRASE));
+    assert_eq!(doc["passphrase_check"], "different");
+    assert!(opens_as(&lab, PASSPHRASE).is_some());
+    // Nor is lab_key one of jasmin's (not named id_*_jasmin).
+    let doc = rotate_with(&ssh, tmp.path(), &p(7));
+    assert_eq!(doc["passphrase_check"], "different");
+}
