@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod oldkey;
+pub mod reuse;
 pub mod service;
 pub mod sshconfig;
 pub mod successor;
@@ -20,11 +21,9 @@ use crate::passphrase::Passphrase;
 use crate::plan::{Action, Content, Plan, PlannedChange, Step};
 use crate::store::Store;
 use crate::sys::{fsio, io_reason};
-use crate::text::sanitize;
 use crate::transaction::{self, Change, Committed, NewFile};
 
 pub use config::ConfigPlan;
-use oldkey::{KdfLimits, Opens};
 pub use service::OldKey;
 pub use successor::Wanted;
 
@@ -160,8 +159,8 @@ fn removed_files(old: &[OldKey], target: &Path) -> Vec<PathBuf> {
 /// What the check of a new passphrase against the old keys concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PassphraseCheck {
-    /// It opens this old key: refused.
-    OpensOld(PathBuf),
+    /// It opens this old key (live, or one of the service's last retired ones): refused.
+    OpensOld(reuse::Opened),
     /// Checked: it opens none of them.
     Different,
     /// Nothing to check against (lost key, or only unencrypted/public files left).
@@ -183,32 +182,22 @@ impl PassphraseCheck {
 }
 
 impl Rotation {
-    /// Does `passphrase` open any of the old keys? (bounded KDF work; see [`oldkey`]).
-    pub fn check_passphrase(&self, passphrase: &Passphrase) -> PassphraseCheck {
-        let limits = KdfLimits::default();
-        let verdicts: Vec<(&OldKey, Opens)> = self
-            .old
-            .iter()
-            .map(|k| (k, k.opens_with(passphrase, &limits)))
-            .collect();
-        if let Some((opened, _)) = verdicts.iter().find(|(_, v)| *v == Opens::Yes) {
-            return PassphraseCheck::OpensOld(opened.path().to_path_buf());
-        }
-        let not_checked: Vec<String> = verdicts
-            .iter()
-            .filter_map(|(k, v)| match v {
-                Opens::NotChecked(why) => {
-                    Some(format!("{}: {why}", sanitize(&k.path().to_string_lossy())))
-                }
-                _ => None,
-            })
-            .collect();
-        let checked_any = verdicts.iter().any(|(_, v)| *v == Opens::No);
-        match (not_checked.is_empty(), checked_any) {
-            (false, _) => PassphraseCheck::NotChecked(not_checked),
-            (true, true) => PassphraseCheck::Different,
-            (true, false) => PassphraseCheck::NothingToCheck,
-        }
+    /// Does `passphrase`, or the same with a space or tab around it, open any of the old keys or
+    /// any of the service's last five retired keys (`explicit_file`: `-f`, whose retired keys
+    /// are those retired from `target`)? Bounded KDF work; see [`oldkey`] and [`reuse`].
+    pub fn check_passphrase(
+        &self,
+        passphrase: &Passphrase,
+        explicit_file: bool,
+    ) -> PassphraseCheck {
+        reuse::check(
+            &self.ssh_dir,
+            &self.service,
+            &self.target,
+            explicit_file,
+            &self.old,
+            passphrase,
+        )
     }
 
     /// The plan's steps, as a dry run prints them (ssh-agent is only asked which keys it holds).

@@ -25,6 +25,7 @@ mod generate;
 mod hardening;
 mod hostile;
 mod parsers;
+mod passphrase_rules;
 mod plan;
 mod putty;
 mod rotate;

@@ -180,3 +180,35 @@ fn ctrl_c_at_the_prompt_exits_130_with_echo_back_on() {
         "nothing was written"
     );
 }
+
+#[test]
+fn whitespace_around_a_typed_passphrase_is_refused_and_asked_again() {
+    let (_tmp, ssh) = ssh_dir_copy(None);
+    let key = keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
+    let mut pty = Pty::spawn(&[
+        "--ssh-dir",
+        ssh.to_str().unwrap(),
+        "rotate",
+        "-t",
+        "ed25519",
+        "--no-agent",
+    ]);
+    pty.wait_for("New passphrase", 1);
+    pty.type_line(&format!(" {NEW}"));
+    pty.wait_for("New passphrase", 2);
+    // (A tab cannot be tested here: rpassword drops control characters as they are typed.)
+    pty.type_line(&format!("{NEW}  "));
+    pty.wait_for("New passphrase", 3);
+    pty.type_line(NEW);
+    // ("again" alone is in the notes' "Try again" too.)
+    pty.wait_for("The same passphrase again", 1);
+    pty.type_line(NEW);
+    let (code, text, _) = pty.exit_code();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("starts with whitespace"), "{text}");
+    assert!(text.contains("ends with whitespace"), "{text}");
+    assert!(text.contains("Try again"), "{text}");
+    assert!(!text.contains(NEW), "the passphrase was echoed: {text}");
+    assert!(opens_as(&key, NEW).is_some());
+    assert!(opens_as(&key, &format!(" {NEW}")).is_none());
+}

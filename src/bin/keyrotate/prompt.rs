@@ -4,13 +4,18 @@
 use std::io::{self, BufRead, IsTerminal, Read};
 use std::path::PathBuf;
 
-use keyrotate::passphrase::{Passphrase, PassphraseError, PassphraseSource, check_strength};
+use keyrotate::passphrase::{
+    Passphrase, PassphraseError, PassphraseSource, Policy, check_strength,
+};
 use zeroize::Zeroizing;
 
 use crate::interrupt::QuietTerminal;
 use crate::output;
 
-/// The first line of a file, or of standard input for `-`.
+/// The first line of a file, or of standard input for `-`: without its `\n` or `\r\n`, and
+/// without a UTF-8 byte order mark at its start (Windows editors write one). Nothing else is
+/// taken off: whitespace around the passphrase is refused by the policy, not trimmed, because
+/// ssh-keygen's prompt would keep it.
 pub struct FileSource {
     pub path: PathBuf,
 }
@@ -58,27 +63,43 @@ impl FileSource {
             }
             #[allow(clippy::unbuffered_bytes)] // deliberately: no buffer to wipe
             for byte in file.take(MAX_LINE).bytes() {
-                match byte.map_err(read_err)? {
-                    b'\n' => break,
-                    b => line.push(b),
+                let byte = byte.map_err(read_err)?;
+                line.push(byte);
+                if byte == b'\n' {
+                    break;
                 }
             }
         }
-        while matches!(line.last(), Some(b'\n' | b'\r')) {
-            line.pop();
-        }
-        Ok(line)
+        Ok(strip_line(line))
     }
 }
+
+/// A line as read (ending in `\n` or not) without its line ending, one `\n` or `\r\n`, and
+/// without a leading byte order mark. A second `\r` stays (and is refused as whitespace).
+fn strip_line(mut line: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+    if line.starts_with(BOM) {
+        line.drain(..BOM.len());
+    }
+    line
+}
+
+/// U+FEFF in UTF-8.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl PassphraseSource for FileSource {
     fn new_passphrase(
         &mut self,
         _for_what: &str,
-        context: &[&str],
+        policy: &Policy,
     ) -> Result<Passphrase, PassphraseError> {
         let passphrase = Passphrase::new(self.first_line()?);
-        check_strength(&passphrase, context).map_err(|weakness| PassphraseError::WeakIn {
+        check_strength(&passphrase, policy).map_err(|weakness| PassphraseError::WeakIn {
             source_name: self.source_name(),
             weakness,
         })?;
@@ -113,14 +134,14 @@ impl PassphraseSource for TerminalSource {
     fn new_passphrase(
         &mut self,
         for_what: &str,
-        context: &[&str],
+        policy: &Policy,
     ) -> Result<Passphrase, PassphraseError> {
         if !io::stdin().is_terminal() {
             return Err(PassphraseError::NoTerminal);
         }
         for attempt in 1..=TRIES {
             let first = ask(&format!("New passphrase for {for_what}: "))?;
-            if let Err(weak) = check_strength(&first, context) {
+            if let Err(weak) = check_strength(&first, policy) {
                 if attempt == TRIES {
                     return Err(weak.into());
                 }
@@ -137,5 +158,28 @@ impl PassphraseSource for TerminalSource {
             output::print_note("the two passphrases did not match. Try again.");
         }
         Err(PassphraseError::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_loses_its_ending_and_a_bom_and_nothing_else() {
+        let strip = |b: &[u8]| strip_line(Zeroizing::new(b.to_vec())).to_vec();
+        assert_eq!(strip(b"pass phrase\n"), b"pass phrase");
+        assert_eq!(strip(b"pass phrase\r\n"), b"pass phrase");
+        assert_eq!(strip(b"pass phrase"), b"pass phrase");
+        assert_eq!(strip(b"\xEF\xBB\xBFpass phrase\r\n"), b"pass phrase");
+        // Kept, for the policy to refuse with its reason.
+        assert_eq!(strip(b" pass phrase \n"), b" pass phrase ");
+        assert_eq!(strip(b"pass phrase\r\r\n"), b"pass phrase\r");
+        assert_eq!(strip(b"pass phrase\t\n"), b"pass phrase\t");
+        // Only one mark, only at the start.
+        assert_eq!(
+            strip(b"\xEF\xBB\xBF\xEF\xBB\xBFpass\n"),
+            b"\xEF\xBB\xBFpass"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use keyrotate::Result;
 use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey};
-use keyrotate::passphrase::{Passphrase, PassphraseSource};
+use keyrotate::passphrase::{Passphrase, PassphraseSource, Policy};
 use keyrotate::rotate::successor::Wanted;
 use keyrotate::text::sanitize;
 
@@ -106,9 +106,8 @@ pub fn new_passphrase(args: &GenerateArgs, spec: &KeySpec, target: &Path) -> Res
         Some(path) => Box::new(FileSource { path: path.clone() }),
         None => Box::new(TerminalSource),
     };
-    let words = generate::passphrase_context(spec, target);
-    let context: Vec<&str> = words.iter().map(String::as_str).collect();
-    Ok(source.new_passphrase(&sanitize(&target.to_string_lossy()), &context)?)
+    let policy = Policy::for_key(generate::passphrase_context(spec, target), &spec.comment);
+    Ok(source.new_passphrase(&sanitize(&target.to_string_lossy()), &policy)?)
 }
 
 pub fn make_key(ctx: &Context, spec: &KeySpec, passphrase: &Passphrase) -> Result<NewKey> {

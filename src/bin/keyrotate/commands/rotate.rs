@@ -115,8 +115,9 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A new passphrase that meets the policy and opens none of the old keys. On a terminal a
-/// refused one is asked again (three tries); from a file it is an error at once.
+/// A new passphrase that meets the policy and opens none of the old keys (the live ones and the
+/// service's last five retired ones, each also with a space or tab around the passphrase). On a
+/// terminal a refused one is asked again (three tries); from a file it is an error at once.
 fn passphrase_for_rotation(
     ctx: &Context,
     args: &RotateArgs,
@@ -129,16 +130,27 @@ fn passphrase_for_rotation(
         let passphrase = new_passphrase(&args.generate, spec, target)?;
         let check = {
             let _spinner = Spinner::start(
-                "Checking that the new passphrase does not open the old key",
+                "Checking that the new passphrase opens neither the old key nor a recently \
+                 retired one",
                 !ctx.json && !ctx.quiet,
             );
-            rotation.check_passphrase(&passphrase)
+            rotation.check_passphrase(&passphrase, args.generate.file.is_some())
         };
         if let PassphraseCheck::OpensOld(opened) = &check {
-            let message = format!(
-                "the new passphrase opens your old key {}: JASMIN asks for a new, different passphrase",
-                sanitize(&opened.to_string_lossy())
-            );
+            let path = sanitize(&opened.path.to_string_lossy());
+            let message = match &opened.retired {
+                None => format!(
+                    "the new passphrase opens your old key {path}: JASMIN asks for a new, \
+                     different passphrase"
+                ),
+                Some(r) => format!(
+                    "the new passphrase opens your retired key {path} ({}, retired {}, its copy \
+                     in backup set {}): a passphrase used before must not be used again",
+                    sanitize(&r.fingerprint),
+                    sanitize(&r.retired_at),
+                    sanitize(&r.set)
+                ),
+            };
             if !interactive || attempt == 3 {
                 return Err(keyrotate::Error::refused(
                     message,
