@@ -903,6 +903,61 @@ mod tests {
         key
     }
 
+    /// PuTTYgen's traditional OpenSSH (PEM) conversion of `ppk`, read by OpenSSH's own tools:
+    /// `ssh-keygen -y` gives `want`, and a signature made with it verifies under `want`.
+    fn converted_key_signs_for(
+        ppk: &Path,
+        pass: &Path,
+        empty: &Path,
+        want: &str,
+        d: &Path,
+        ctx: &str,
+    ) {
+        // PuTTYgen's traditional OpenSSH (PEM) conversion, then OpenSSH's own tools.
+        let converted = d.join("converted.pem");
+        let _ = fs::remove_file(&converted);
+        ok(puttygen()
+            .unwrap()
+            .arg(ppk)
+            .arg("--old-passphrase")
+            .arg(pass)
+            .arg("--new-passphrase")
+            .arg(empty)
+            .args(["-O", "private-openssh", "-o"])
+            .arg(&converted));
+        let derived = ok(Command::new("ssh-keygen")
+            .arg("-y")
+            .arg("-f")
+            .arg(&converted));
+        let derived = String::from_utf8(derived).unwrap();
+        let blob = |line: &str| {
+            line.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(blob(&derived), blob(want), "{ctx}");
+
+        // The private half itself: a signature by the conversion verifies under the
+        // original public key (`-Y sign` wants the public key beside the private one).
+        fs::write(d.join("converted.pem.pub"), &derived).unwrap();
+        let message = d.join("message");
+        fs::write(&message, b"keyrotate").unwrap();
+        let _ = fs::remove_file(d.join("message.sig"));
+        ok(Command::new("ssh-keygen")
+            .args(["-Y", "sign", "-n", "test", "-f"])
+            .arg(&converted)
+            .arg(&message));
+        let signers = d.join("allowed_signers");
+        fs::write(&signers, format!("k {want}\n")).unwrap();
+        ok(Command::new("ssh-keygen")
+            .args(["-Y", "verify", "-n", "test", "-I", "k", "-f"])
+            .arg(&signers)
+            .arg("-s")
+            .arg(d.join("message.sig"))
+            .stdin(fs::File::open(&message).unwrap()));
+    }
+
     /// Every key type keyrotate makes, written by `encode_ppk_v3`, read by PuTTYgen: the same
     /// public key, a refusal of a wrong passphrase, and an OpenSSH conversion that `ssh-keygen`
     /// reads and that signs what the original public key verifies.
@@ -963,49 +1018,7 @@ mod tests {
                 String::from_utf8_lossy(&refused.stderr)
             );
 
-            // PuTTYgen's traditional OpenSSH (PEM) conversion, then OpenSSH's own tools.
-            let converted = d.join("converted.pem");
-            let _ = fs::remove_file(&converted);
-            ok(puttygen()
-                .unwrap()
-                .arg(&ppk)
-                .arg("--old-passphrase")
-                .arg(&pass)
-                .arg("--new-passphrase")
-                .arg(&empty)
-                .args(["-O", "private-openssh", "-o"])
-                .arg(&converted));
-            let derived = ok(Command::new("ssh-keygen")
-                .arg("-y")
-                .arg("-f")
-                .arg(&converted));
-            let derived = String::from_utf8(derived).unwrap();
-            let blob = |line: &str| {
-                line.split_whitespace()
-                    .take(2)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            assert_eq!(blob(&derived), blob(&want), "{ctx}");
-
-            // The private half itself: a signature by the conversion verifies under the
-            // original public key (`-Y sign` wants the public key beside the private one).
-            fs::write(d.join("converted.pem.pub"), &derived).unwrap();
-            let message = d.join("message");
-            fs::write(&message, b"keyrotate").unwrap();
-            let _ = fs::remove_file(d.join("message.sig"));
-            ok(Command::new("ssh-keygen")
-                .args(["-Y", "sign", "-n", "test", "-f"])
-                .arg(&converted)
-                .arg(&message));
-            let signers = d.join("allowed_signers");
-            fs::write(&signers, format!("k {want}\n")).unwrap();
-            ok(Command::new("ssh-keygen")
-                .args(["-Y", "verify", "-n", "test", "-I", "k", "-f"])
-                .arg(&signers)
-                .arg("-s")
-                .arg(d.join("message.sig"))
-                .stdin(fs::File::open(&message).unwrap()));
+            converted_key_signs_for(&ppk, &pass, &empty, &want, d, &ctx);
 
             // And keyrotate's own check agrees.
             assert_eq!(
@@ -1017,6 +1030,36 @@ mod tests {
                 Ok(false)
             );
         }
+    }
+
+    /// A scalar with leading zero bytes (1 in 256 P-256 keys) is written as the canonical mpint
+    /// PuTTY writes, not as ssh-key's fixed-width field.
+    #[test]
+    fn a_short_ecdsa_scalar_is_a_canonical_mpint() {
+        // One leading zero byte; OpenSSH refuses scalars much shorter than the curve.
+        let mut bytes = [0x5a; 32];
+        bytes[0] = 0;
+        let secret = p256::SecretKey::from_slice(&bytes).unwrap();
+        let keypair = ssh_key::private::EcdsaKeypair::NistP256 {
+            public: p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(
+                &secret.public_key(),
+                false,
+            ),
+            private: secret.into(),
+        };
+        let key = ssh_key::PrivateKey::new(keypair.into(), "short scalar").unwrap();
+        let blob = private_blob(&key).unwrap();
+        assert_eq!(blob[..4], [0, 0, 0, 31]);
+        assert_eq!(blob[4..], bytes[1..]);
+        let Some(_) = puttygen() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let pass = pass_file(dir.path(), "pass", b"pass");
+        let ppk = dir.path().join("k.ppk");
+        let text = encode_ppk_v3(&key, b"pass", &mut rand_core::OsRng).unwrap();
+        fs::write(&ppk, text.as_bytes()).unwrap();
+        let empty = pass_file(dir.path(), "empty", b"");
+        let want = key.public_key().to_openssh().unwrap();
+        converted_key_signs_for(&ppk, &pass, &empty, &want, dir.path(), "short scalar");
     }
 
     #[test]
