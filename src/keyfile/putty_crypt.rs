@@ -296,7 +296,11 @@ fn encode_v3_with(
 fn private_blob(key: &ssh_key::PrivateKey) -> Result<Zeroizing<Vec<u8>>, PpkError> {
     use ssh_key::private::{EcdsaKeypair, KeypairData};
     let encoding = |e: ssh_encoding::Error| PpkError::Encoding(e.to_string());
-    let mut blob = Zeroizing::new(Vec::with_capacity(4096));
+    // Reserved once, so no reallocation leaves a copy of the secret behind: the OpenSSH
+    // encoding of the whole key pair is longer than PuTTY's private fields plus a block of
+    // padding.
+    let capacity = key.key_data().encoded_len().unwrap_or(0) + 32;
+    let mut blob = Zeroizing::new(Vec::with_capacity(capacity));
     match key.key_data() {
         KeypairData::Rsa(rsa) => {
             let private = &rsa.private;
