@@ -1,4 +1,6 @@
 //! Recognise and parse every SSH key file format, never asking for a passphrase and never decrypting.
+//! The two exceptions decrypt with a passphrase their caller gives: `pem_legacy` (OpenSSL's
+//! traditional PEM encryption) and `putty_crypt` (`.ppk` v2 and v3, and writing v3).
 //!
 //! Formats: OpenSSH private keys, PEM (PKCS#1 RSA, SEC1 EC, DSA; plain or `Proc-Type: 4,ENCRYPTED`),
 //! PKCS#8 (plain or encrypted), PuTTY `.ppk` v2/v3, and public keys (one-line OpenSSH and RFC 4716).
@@ -10,6 +12,7 @@ mod pem_keys;
 pub mod pem_legacy;
 mod public;
 mod putty;
+pub mod putty_crypt;
 mod wire;
 
 use pem_keys::recognise_pem;

@@ -7,6 +7,7 @@ use der::{Decode, Tagged};
 use zeroize::Zeroizing;
 
 use crate::keyfile::pem_legacy::{self, LegacyPemError};
+use crate::keyfile::putty_crypt::{self, PpkError};
 use crate::keyfile::{self, Format, Recognised};
 use crate::passphrase::Passphrase;
 
@@ -74,7 +75,7 @@ pub fn passphrase_opens(bytes: &[u8], passphrase: &Passphrase, limits: &KdfLimit
             Format::Openssh => openssh(bytes, passphrase, limits),
             Format::Pem => legacy_pem(bytes, passphrase),
             Format::Pkcs8 => pkcs8(bytes, passphrase, limits),
-            Format::Putty => putty(bytes, limits),
+            Format::Putty => putty(bytes, passphrase, limits),
             Format::Public | Format::Unknown => {
                 Opens::NotChecked("it is not a private key".to_string())
             }
@@ -83,32 +84,20 @@ pub fn passphrase_opens(bytes: &[u8], passphrase: &Passphrase, limits: &KdfLimit
     }
 }
 
-/// keyrotate does not decrypt PuTTY keys yet; a `.ppk` whose Argon2 asks for absurd work is
-/// named as such all the same, so that its limit is never silently skipped once it does.
-fn putty(bytes: &[u8], limits: &KdfLimits) -> Opens {
-    let text = String::from_utf8_lossy(bytes);
-    let field = |name: &str| -> Option<u64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.trim().parse().ok())
+/// PuTTY `.ppk` v2 or v3: the MAC, keyed from the passphrase, decides. Argon2's passes and
+/// memory are compared with the limits before any work.
+fn putty(bytes: &[u8], passphrase: &Passphrase, limits: &KdfLimits) -> Opens {
+    let argon2 = putty_crypt::Argon2Limits {
+        max_passes: limits.max_argon2_passes,
+        max_memory_kib: limits.max_argon2_memory_kib,
     };
-    if let Some(passes) = field("Argon2-Passes")
-        && passes > u64::from(limits.max_argon2_passes)
-    {
-        return over_limit(
-            format!("{passes} Argon2 passes"),
-            format!("{}", limits.max_argon2_passes),
-        );
+    match putty_crypt::ppk_passphrase_opens(bytes, passphrase.as_bytes(), &argon2) {
+        Ok(true) => Opens::Yes,
+        Ok(false) => Opens::No,
+        Err(PpkError::NotEncrypted) => Opens::Unencrypted,
+        Err(PpkError::OverLimit { what, limit }) => over_limit(what, limit),
+        Err(e) => Opens::NotChecked(e.to_string()),
     }
-    if let Some(kib) = field("Argon2-Memory")
-        && kib > u64::from(limits.max_argon2_memory_kib)
-    {
-        return over_limit(
-            format!("{} MiB of Argon2 memory", kib >> 10),
-            format!("{} MiB", limits.max_argon2_memory_kib >> 10),
-        );
-    }
-    Opens::NotChecked("keyrotate does not decrypt PuTTY keys".to_string())
 }
 
 fn openssh(bytes: &[u8], passphrase: &Passphrase, limits: &KdfLimits) -> Opens {

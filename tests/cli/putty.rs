@@ -100,3 +100,62 @@ fn damaged_putty_files_are_unreadable_keys() {
         assert_eq!(e["format"], "putty", "{name}");
     }
 }
+
+/// rotate's "the new passphrase must differ" check decrypts PuTTY keys: the fixtures' own
+/// passphrase opens them, another does not, a plain key is named as such, and an Argon2 asking
+/// for absurd memory is refused before any work.
+#[test]
+fn the_old_passphrase_check_opens_putty_keys_with_their_passphrase_only() {
+    use keyrotate::passphrase::Passphrase;
+    use keyrotate::rotate::oldkey::{KdfLimits, Opens, passphrase_opens};
+    let pass = |p: &str| Passphrase::new(zeroize::Zeroizing::new(p.as_bytes().to_vec()));
+    // make-fixtures.sh writes it with a newline, which PuTTYgen drops.
+    let right = pass("putty fixture passphrase 1");
+    let wrong = pass("putty fixture passphrase 2");
+    let limits = KdfLimits::default();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/putty");
+    let mut checked = 0;
+    for entry in fs::read_dir(&fixtures).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".ppk") {
+            continue;
+        }
+        let bytes = fs::read(&path).unwrap();
+        if name.ends_with("-plain.ppk") {
+            assert_eq!(
+                passphrase_opens(&bytes, &right, &limits),
+                Opens::Unencrypted,
+                "{name}"
+            );
+        } else {
+            assert_eq!(
+                passphrase_opens(&bytes, &right, &limits),
+                Opens::Yes,
+                "{name}"
+            );
+            assert_eq!(
+                passphrase_opens(&bytes, &wrong, &limits),
+                Opens::No,
+                "{name}"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 28);
+
+    let text = fs::read_to_string(fixtures.join("ed25519-v3-enc.ppk")).unwrap();
+    let hostile = text.replace("Argon2-Memory: 8192", "Argon2-Memory: 4294967295");
+    let started = std::time::Instant::now();
+    match passphrase_opens(hostile.as_bytes(), &right, &limits) {
+        Opens::NotChecked(why) => assert!(
+            why.contains("4194303 MiB of Argon2 memory, over keyrotate's limit of 1024 MiB"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        started.elapsed().as_millis() < 500,
+        "no Argon2 work was done"
+    );
+}
