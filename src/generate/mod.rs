@@ -300,11 +300,11 @@ pub fn generate(
 
 /// The `.ppk` version 3 file of `key`, encrypted with `passphrase`.
 fn putty_file(
-    _key: &PrivateKey,
-    _passphrase: &Passphrase,
-    _rng: &mut impl CryptoRngCore,
+    key: &PrivateKey,
+    passphrase: &Passphrase,
+    rng: &mut impl CryptoRngCore,
 ) -> Result<Zeroizing<String>, GenerateError> {
-    Err(crypto("PuTTY output is not built yet"))
+    crate::keyfile::putty_crypt::encode_ppk_v3(key, passphrase.as_bytes(), rng).map_err(crypto)
 }
 
 /// Why a new key could not be put in place.

@@ -54,7 +54,9 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
 #[test]
 fn a_plain_rotate_keeps_type_size_format_and_comment() {
     // ECDSA-384 in OpenSSH format, RSA-2048 in PEM, Ed25519 with 64 rounds: each stays itself.
-    let cases: [(&str, &str, &[&str], &str, u64, &str); 3] = [
+    // (file, ssh-keygen type, its options, ssh-keygen -l type, bits, first line)
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a str, u64, &'a str);
+    let cases: [Case; 3] = [
         (
             "id_ecdsa_jasmin",
             "ecdsa",
@@ -179,7 +181,7 @@ fn a_type_change_renames_a_conventional_name_and_the_config_follows() {
     );
     // The old pair is in the backup set and recorded as retired.
     let set = Path::new(doc["backup_dir"].as_str().unwrap());
-    assert_eq!(opens_as(&set.join("id_rsa"), PASSPHRASE).is_some(), true);
+    assert!(opens_as(&set.join("id_rsa"), PASSPHRASE).is_some());
 
     // A service key: id_rsa_jasmin becomes id_ed25519_jasmin.
     let (tmp, ssh) = setup();
@@ -454,4 +456,141 @@ fn what_cannot_be_kept_is_said_and_a_security_key_is_refused() {
         doc["private_key"],
         ssh.join("id_ed25519_jasmin").to_str().unwrap()
     );
+}
+
+/// `puttygen KEY -O private-openssh` with `passphrase`: the OpenSSH key it holds, unencrypted,
+/// or `None` when puttygen refuses the passphrase.
+fn puttygen_open(key: &Path, passphrase: &str, dir: &Path) -> Option<std::path::PathBuf> {
+    let old = pass_file(dir, "puttygen-old", passphrase);
+    let empty = dir.join("puttygen-empty");
+    fs::write(&empty, "").unwrap();
+    let out = dir.join("puttygen-out");
+    let _ = fs::remove_file(&out);
+    let status = Command::new("puttygen")
+        .arg(key)
+        .args(["-O", "private-openssh", "-o"])
+        .arg(&out)
+        .arg("--old-passphrase")
+        .arg(&old)
+        .arg("--new-passphrase")
+        .arg(&empty)
+        .output()
+        .expect("puttygen runs (apt-get install putty-tools; .ci/test does)")
+        .status;
+    status.success().then_some(out)
+}
+
+#[test]
+fn a_putty_key_stays_putty_and_opens_in_puttygen_with_the_new_passphrase_only() {
+    for (key_type, bits, kind) in [("ed25519", None, "ED25519"), ("rsa", Some("2048"), "RSA")] {
+        let (tmp, ssh) = setup();
+        let key = ssh.join("lab.ppk");
+        let old_pass = pass_file(tmp.path(), "old", PASSPHRASE);
+        let mut cmd = Command::new("puttygen");
+        cmd.args(["-t", key_type]);
+        if let Some(b) = bits {
+            cmd.args(["-b", b]);
+        }
+        run_ok(
+            cmd.args(["-C", "putty comment", "-o"])
+                .arg(&key)
+                .arg("--new-passphrase")
+                .arg(&old_pass),
+        );
+        let old_bytes = fs::read(&key).unwrap();
+        // The old passphrase is refused: the check decrypts .ppk keys too.
+        let out = keyrotate(&ssh)
+            .args(["rotate", "--no-agent", "-f"])
+            .arg(&key)
+            .arg("--passphrase-file")
+            .arg(&old_pass)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{key_type}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("opens your old key"));
+        assert_eq!(fs::read(&key).unwrap(), old_bytes, "nothing changed");
+
+        let f = key.to_str().unwrap();
+        let doc = json_ok(&rotate(&ssh, tmp.path(), &["-f", f]));
+        assert_eq!(doc["private_key"], f, "{key_type}: the name is kept");
+        assert_eq!(doc["passphrase_check"], "different");
+        let text = fs::read_to_string(&key).unwrap();
+        assert!(
+            text.starts_with(&format!(
+                "PuTTY-User-Key-File-3: {}\n",
+                doc["public_key_line"]
+                    .as_str()
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("Key-Derivation: Argon2id\n"), "{text}");
+        assert!(
+            puttygen_open(&key, PASSPHRASE, tmp.path()).is_none(),
+            "the old passphrase does not open it"
+        );
+        let opened = puttygen_open(&key, NEW, tmp.path()).expect("puttygen opens it with NEW");
+        let l = keygen_l(&opened).unwrap();
+        assert_eq!(l.fingerprint, doc["fingerprint"].as_str().unwrap());
+        assert_eq!(l.kind, kind);
+        if let Some(b) = bits {
+            assert_eq!(l.bits.to_string(), b);
+        }
+        // puttygen's OpenSSH export is PEM, which has no comment: read the .ppk's.
+        assert!(text.contains("\nComment: putty comment\n"), "{text}");
+        // The OpenSSH public line beside it, for upload.
+        let line = fs::read_to_string(pub_of(&key)).unwrap();
+        assert_eq!(line.trim_end(), doc["public_key_line"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn generate_writes_putty_keys_that_puttygen_opens() {
+    let (tmp, ssh) = setup();
+    let key = ssh.join("laptop.ppk");
+    let out = keyrotate(&ssh)
+        .args([
+            "generate",
+            "--json",
+            "--format",
+            "putty",
+            "-t",
+            "ecdsa",
+            "-b",
+            "384",
+            "-C",
+            "alice@win",
+            "-f",
+        ])
+        .arg(&key)
+        .arg("--passphrase-file")
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    let doc = json_ok(&out);
+    let opened = puttygen_open(&key, NEW, tmp.path()).expect("puttygen opens it");
+    let l = keygen_l(&opened).unwrap();
+    assert_eq!((l.kind.as_str(), l.bits), ("ECDSA", 384));
+    assert_eq!(l.fingerprint, doc["fingerprint"].as_str().unwrap());
+    assert!(puttygen_open(&key, PASSPHRASE, tmp.path()).is_none());
+    // check describes it as PuTTY, encrypted with Argon2id.
+    let (check, _) = check_json(&ssh, &[]);
+    let e = entry(&check, &key);
+    assert_eq!(
+        (e["format"].as_str(), e["encrypted"].as_bool()),
+        (Some("putty"), Some(true))
+    );
+    // --rounds is for bcrypt only.
+    let out = keyrotate(&ssh)
+        .args(["generate", "--format", "putty", "-a", "64", "-f"])
+        .arg(ssh.join("other.ppk"))
+        .arg("--passphrase-file")
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hint:"));
 }
