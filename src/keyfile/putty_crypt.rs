@@ -43,6 +43,9 @@ const LINE_BYTES: usize = 48;
 pub struct Argon2Limits {
     pub max_passes: u32,
     pub max_memory_kib: u32,
+    /// Passes times memory (KiB): each pass fills the whole memory again, so 1000 passes of
+    /// 1 GiB (each within its own limit) would cost many minutes.
+    pub max_work_kib: u64,
 }
 
 /// Why a `.ppk` could not be decrypted or written.
@@ -456,6 +459,18 @@ impl Argon2Params {
                 limit: format!("{} MiB", limits.max_memory_kib >> 10),
             });
         }
+        let work = u64::from(self.passes).saturating_mul(u64::from(self.memory_kib));
+        if work > limits.max_work_kib {
+            return Err(PpkError::OverLimit {
+                what: format!(
+                    "{} Argon2 passes over {} MiB ({} GiB of memory filled)",
+                    self.passes,
+                    self.memory_kib >> 10,
+                    work >> 20
+                ),
+                limit: format!("{} GiB", limits.max_work_kib >> 20),
+            });
+        }
         Ok(())
     }
 
@@ -626,6 +641,7 @@ mod tests {
     const LIMITS: Argon2Limits = Argon2Limits {
         max_passes: 1_000,
         max_memory_kib: 1 << 20,
+        max_work_kib: 8 << 20,
     };
 
     fn fixtures() -> PathBuf {
@@ -788,6 +804,12 @@ mod tests {
                 text.replace("Argon2-Passes: 2", "Argon2-Passes: 4294967295"),
                 "4294967295 Argon2 passes",
             ),
+            // Each within its own limit, together 1000 GiB of memory filled.
+            (
+                text.replace("Argon2-Passes: 2", "Argon2-Passes: 1000")
+                    .replace("Argon2-Memory: 8192", "Argon2-Memory: 1048576"),
+                "1000 Argon2 passes over 1024 MiB (1000 GiB of memory filled)",
+            ),
         ];
         for (file, what) in cases {
             let started = std::time::Instant::now();
@@ -802,6 +824,7 @@ mod tests {
         let tight = Argon2Limits {
             max_passes: 1,
             max_memory_kib: 8192,
+            max_work_kib: 8192,
         };
         assert!(matches!(
             decrypt_ppk(text.as_bytes(), FIXTURE_PASS, &tight),

@@ -29,6 +29,8 @@ pub struct KdfLimits {
     pub max_argon2_passes: u32,
     /// Argon2 memory in KiB (PuTTY `.ppk` version 3).
     pub max_argon2_memory_kib: u32,
+    /// Argon2 passes times memory in KiB: the memory filled in all (8 GiB, some seconds).
+    pub max_argon2_work_kib: u64,
 }
 
 impl Default for KdfLimits {
@@ -42,6 +44,7 @@ impl Default for KdfLimits {
             // PuTTYgen's defaults are 1 to a few passes and 8 MiB; its slowest settings stay far below.
             max_argon2_passes: 1_000,
             max_argon2_memory_kib: 1 << 20,
+            max_argon2_work_kib: 8 << 20,
         }
     }
 }
@@ -90,6 +93,7 @@ fn putty(bytes: &[u8], passphrase: &Passphrase, limits: &KdfLimits) -> Opens {
     let argon2 = putty_crypt::Argon2Limits {
         max_passes: limits.max_argon2_passes,
         max_memory_kib: limits.max_argon2_memory_kib,
+        max_work_kib: limits.max_argon2_work_kib,
     };
     match putty_crypt::ppk_passphrase_opens(bytes, passphrase.as_bytes(), &argon2) {
         Ok(true) => Opens::Yes,

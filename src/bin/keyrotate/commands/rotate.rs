@@ -73,7 +73,8 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         let passphrase = match rotation.old.is_empty() {
             true => passphrase_note(&args.generate),
             false => format!(
-                "{}, and refused if it opens the old key",
+                "{}, and refused if it opens the old key or one of the service's last five retired \
+                 keys",
                 passphrase_note(&args.generate)
             ),
         };
