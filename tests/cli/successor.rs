@@ -43,6 +43,15 @@ fn first_line(path: &Path) -> String {
         .to_string()
 }
 
+/// Every file under `ssh` with its bytes' digest, mode and time; not the directory itself
+/// (its time changes with the lock file) nor the lock file keyrotate leaves.
+fn files(ssh: &Path) -> Vec<String> {
+    tree_snapshot(ssh)
+        .into_iter()
+        .filter(|l| !l.starts_with("./.keyrotate.lock") && !l.starts_with("./: "))
+        .collect()
+}
+
 fn setup() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let ssh = tmp.path().join(".ssh");
@@ -207,10 +216,7 @@ fn a_name_that_states_no_type_is_kept_and_another_key_is_never_taken_over() {
     let (tmp, ssh) = setup();
     let old = keygen(&ssh.join("id_rsa"), "rsa", &["-b", "2048"]);
     let other = keygen(&ssh.join("id_ed25519"), "ed25519", &[]);
-    let before: Vec<String> = tree_snapshot(&ssh)
-        .into_iter()
-        .filter(|l| !l.starts_with("./: "))
-        .collect();
+    let before = files(&ssh);
     let out = keyrotate(&ssh)
         .args(["rotate", "--no-agent", "-t", "ed25519", "-f"])
         .arg(&old)
@@ -224,11 +230,7 @@ fn a_name_that_states_no_type_is_kept_and_another_key_is_never_taken_over() {
         stderr.contains(&*other.to_string_lossy()) && stderr.contains("hint:"),
         "{stderr}"
     );
-    let after: Vec<String> = tree_snapshot(&ssh)
-        .into_iter()
-        .filter(|l| !l.starts_with("./.keyrotate.lock") && !l.starts_with("./: "))
-        .collect();
-    assert_eq!(after, before, "nothing changed (but the lock file)");
+    assert_eq!(files(&ssh), before, "nothing changed");
 }
 
 #[test]
@@ -433,7 +435,7 @@ fn what_cannot_be_kept_is_said_and_a_security_key_is_refused() {
         keygen_l(&sk_pub).is_some(),
         "ssh-keygen reads the crafted line"
     );
-    let before = tree_snapshot(&ssh);
+    let before = files(&ssh);
     let out = rotate(&ssh, tmp.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -441,15 +443,7 @@ fn what_cannot_be_kept_is_said_and_a_security_key_is_refused() {
         stderr.contains("security-key") && stderr.contains("ssh-keygen -t ed25519-sk"),
         "{stderr}"
     );
-    let after: Vec<String> = tree_snapshot(&ssh)
-        .into_iter()
-        .filter(|l| !l.starts_with("./.keyrotate.lock") && !l.starts_with("./: "))
-        .collect();
-    let before: Vec<String> = before
-        .into_iter()
-        .filter(|l| !l.starts_with("./: "))
-        .collect();
-    assert_eq!(after, before);
+    assert_eq!(files(&ssh), before, "nothing changed");
     // Told which type to make instead, it goes ahead (named after the new type).
     let doc = json_ok(&rotate(&ssh, tmp.path(), &["-t", "ed25519"]));
     assert_eq!(
