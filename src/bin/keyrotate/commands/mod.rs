@@ -147,7 +147,8 @@ fn resolve_ssh_dir(explicit: Option<&PathBuf>) -> Result<PathBuf> {
 /// `HOME` naming something that is not a directory is refused rather than second-guessed.
 #[cfg(unix)]
 fn home_dir() -> Result<PathBuf> {
-    let hint = "pass the SSH directory with `--ssh-dir DIR` (or set KEYROTATE_SSH_DIR)";
+    let hint = "set HOME to your home directory, or name the SSH directory to use with the \
+                --ssh-dir option (or KEYROTATE_SSH_DIR)";
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         Some(home) => {
             let home = PathBuf::from(home);
@@ -197,7 +198,7 @@ fn home_dir() -> Result<PathBuf> {
     dirs::home_dir().ok_or_else(|| {
         keyrotate::Error::refused(
             "cannot tell where your home directory is (USERPROFILE is not set)",
-            "pass the SSH directory with `--ssh-dir DIR`",
+            "name the SSH directory to use with the --ssh-dir option (or KEYROTATE_SSH_DIR)",
         )
     })
 }
