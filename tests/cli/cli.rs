@@ -369,7 +369,7 @@ fn a_home_that_is_not_a_directory_is_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("HOME (")
-                && err.contains("hint: pass the SSH directory with `--ssh-dir DIR`"),
+                && err.contains("hint: set HOME to your home directory, or name the SSH directory"),
             "{err}"
         );
         assert!(out.stdout.is_empty());
