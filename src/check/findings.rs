@@ -381,7 +381,7 @@ pub fn key_findings(facts: &KeyFacts<'_>, policy: &Policy) -> Vec<Finding> {
                     "This key is in the legacy PEM format rather than OpenSSH's own \
                      format.{kdf_note} Keep it only if a tool needs PEM (JASMIN's NX desktop does); \
                      otherwise replace it with {}.",
-                    rotate_hint(path)
+                    rotate_with(path, "--format openssh ")
                 ),
             ));
         }
@@ -445,10 +445,12 @@ fn public_path_of(path: &Path) -> std::path::PathBuf {
 fn algorithm_findings(facts: &KeyFacts<'_>) -> Option<Finding> {
     let path = facts.path;
     // `rotate` replaces a private key; for a public key alone there is nothing to rotate.
-    let replace = |what: &str| match facts.private {
-        true => format!("{what} {}.", rotate_hint(path)),
+    // The successor keeps a size keyrotate makes (RSA 2048 stays 2048): say the size to take.
+    let replace_with = |what: &str, options: &str| match facts.private {
+        true => format!("{what} {}.", rotate_with(path, options)),
         false => format!("{}.", remove_public_hint(path)),
     };
+    let replace = |what: &str| replace_with(what, "");
     match (facts.algorithm?, facts.bits) {
         (KeyAlgorithm::Dsa, _) => Some(Finding::new(
             Code::WeakAlgorithm,
@@ -470,7 +472,10 @@ fn algorithm_findings(facts: &KeyFacts<'_>) -> Option<Finding> {
             Code::WeakKeySize,
             format!(
                 "A {bits}-bit RSA key is below the 3072 bits now recommended. {}",
-                replace("Replace it with a stronger key when convenient:")
+                replace_with(
+                    "Replace it with a stronger key when convenient:",
+                    "-b 4096 "
+                )
             ),
         )),
         _ => None,

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 use crate::generate::public_path_for;
-use crate::keyfile::{self, Format, Kdf, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
+use crate::keyfile::{self, Format, Kdf, KeyAlgorithm, MAX_KEY_FILE_SIZE, PublicInfo, Recognised};
 use crate::passphrase::Passphrase;
 use crate::rotate::oldkey::{self, KdfLimits, Opens};
 use crate::store::retired::RetiredKey;
@@ -88,6 +88,8 @@ impl OldKey {
 #[derive(Debug, Clone, Default)]
 pub struct KeyFacts {
     pub format: Option<Format>,
+    /// The type, where the file states it without its public half (`BEGIN EC PRIVATE KEY`).
+    pub algorithm: Option<KeyAlgorithm>,
     pub comment: Option<String>,
     pub rounds: Option<u32>,
     pub modified: Option<SystemTime>,
@@ -127,6 +129,7 @@ fn read_key(path: &Path) -> io::Result<Option<KeyBytes>> {
                     };
                     let facts = KeyFacts {
                         format: Some(k.format),
+                        algorithm: k.algorithm(),
                         comment: k.comment.clone(),
                         rounds,
                         modified: None,

@@ -53,14 +53,42 @@ pub fn successor(
     let cur = current(old);
     let shown = |k: &OldKey| sanitize(&k.path().to_string_lossy());
     // Type and size.
-    let inherited = cur.and_then(|k| k.key.as_ref().map(|i| (k, i.algorithm, i.bits)));
+    // The type from the public half, else from what the file states (an encrypted SEC1 key
+    // without its .pub still says `EC PRIVATE KEY`); the size only from the public half.
+    let inherited = cur.and_then(|k| {
+        let algorithm = k
+            .key
+            .as_ref()
+            .and_then(|i| i.algorithm)
+            .or(k.facts.algorithm);
+        let bits = k.key.as_ref().and_then(|i| i.bits);
+        (k.key.is_some() || algorithm.is_some()).then_some((k, algorithm, bits))
+    });
+    let unknown_size = |k: &OldKey, what: &str| {
+        format!(
+            "the size of {} cannot be read without its passphrase (and there is no .pub \
+             beside it): the new key is {what} (choose with -b)",
+            shown(k)
+        )
+    };
     let (key_type, bits) = match (wanted.key_type, inherited) {
         (Some(KeyType::Ed25519), _) => (KeyType::Ed25519, wanted.bits),
         (Some(t), Some((_, Some(a), bits))) if same_type(t, a) => (t, wanted.bits.or(bits)),
         (Some(t), _) => (t, wanted.bits),
         (None, Some((k, Some(a), bits))) => match a {
             KeyAlgorithm::Ed25519 => (KeyType::Ed25519, wanted.bits),
-            KeyAlgorithm::Ecdsa => (KeyType::Ecdsa, wanted.bits.or(bits)),
+            KeyAlgorithm::Ecdsa => {
+                if bits.is_none() && wanted.bits.is_none() {
+                    notes.push(unknown_size(k, "ECDSA 521"));
+                }
+                (KeyType::Ecdsa, wanted.bits.or(bits))
+            }
+            KeyAlgorithm::Rsa if bits.is_none() => {
+                if wanted.bits.is_none() {
+                    notes.push(unknown_size(k, "RSA 4096"));
+                }
+                (KeyType::Rsa, wanted.bits)
+            }
             KeyAlgorithm::Rsa => match bits {
                 Some(b) if wanted.bits.is_some() || (2048..=16384).contains(&b) => {
                     (KeyType::Rsa, wanted.bits.or(Some(b)))
@@ -133,7 +161,18 @@ pub fn successor(
             }
             KeyFormat::Openssh
         }
-        (None, Some(Format::Pem | Format::Pkcs8)) => KeyFormat::Pem,
+        (None, Some(Format::Pkcs8)) => {
+            if let Some(k) = cur {
+                notes.push(format!(
+                    "{} is in PKCS#8 format, which keyrotate does not write: the new key is in \
+                     OpenSSH format (legacy PEM would protect it with a single round of MD5; give \
+                     --format pem if a tool needs PEM)",
+                    shown(k)
+                ));
+            }
+            KeyFormat::Openssh
+        }
+        (None, Some(Format::Pem)) => KeyFormat::Pem,
         (None, Some(Format::Putty)) => KeyFormat::Putty,
         (None, _) => KeyFormat::Openssh,
     };

@@ -234,11 +234,11 @@ fn a_name_that_states_no_type_is_kept_and_another_key_is_never_taken_over() {
 }
 
 #[test]
-fn pkcs8_keys_from_openssl_get_a_pem_successor_and_ed25519_an_openssh_one() {
-    for (algorithm, armour) in [
-        ("RSA", "-----BEGIN RSA PRIVATE KEY-----"),
-        ("ED25519", "-----BEGIN OPENSSH PRIVATE KEY-----"),
-    ] {
+fn pkcs8_keys_from_openssl_get_an_openssh_successor_never_a_weaker_pem_one() {
+    // keyrotate does not write PKCS#8, and legacy PEM (one round of MD5) would protect the new
+    // key worse than PBKDF2 did: both become OpenSSH format, and the note says so.
+    for algorithm in ["RSA", "ED25519"] {
+        let armour = "-----BEGIN OPENSSH PRIVATE KEY-----";
         let (tmp, ssh) = setup();
         let key = ssh.join("id_lab_jasmin");
         let mut cmd = Command::new("openssl");
@@ -267,19 +267,17 @@ fn pkcs8_keys_from_openssl_get_a_pem_successor_and_ed25519_an_openssh_one() {
         assert_eq!(doc["private_key"], key.to_str().unwrap());
         assert_eq!(first_line(&key), armour, "{algorithm}");
         let l = new_key(&key);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("OpenSSH format"),
+            "the change is said: {stderr}"
+        );
         match algorithm {
             "RSA" => {
                 assert_eq!((l.kind.as_str(), l.bits), ("RSA", 2048));
                 assert_eq!(l.comment, "lab@openssl");
             }
-            _ => {
-                assert_eq!(l.kind, "ED25519");
-                let stderr = String::from_utf8_lossy(&out.stderr);
-                assert!(
-                    stderr.contains("OpenSSH format"),
-                    "the change is said: {stderr}"
-                );
-            }
+            _ => assert_eq!(l.kind, "ED25519"),
         }
     }
 }
@@ -587,4 +585,26 @@ fn generate_writes_putty_keys_that_puttygen_opens() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hint:"));
+}
+
+#[test]
+fn an_encrypted_pem_key_without_its_pub_keeps_its_type_and_name() {
+    let (tmp, ssh) = setup();
+    let key = keygen(
+        &ssh.join("id_ecdsa_jasmin"),
+        "ecdsa",
+        &["-b", "384", "-m", "PEM"],
+    );
+    fs::remove_file(pub_of(&key)).unwrap();
+    let out = rotate(&ssh, tmp.path(), &[]);
+    let doc = json_ok(&out);
+    assert_eq!(doc["private_key"], key.to_str().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ECDSA 521"),
+        "the size it takes is said: {stderr}"
+    );
+    assert_eq!(first_line(&key), "-----BEGIN EC PRIVATE KEY-----");
+    let l = new_key(&key);
+    assert_eq!((l.kind.as_str(), l.bits), ("ECDSA", 521));
 }
