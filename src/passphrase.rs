@@ -74,8 +74,9 @@ pub enum Weakness {
     )]
     Guessable { score: u8, detail: String },
     #[error(
-        "the passphrase {where_} with whitespace (a space, a tab or another blank): ssh-keygen's \
-         prompt would keep it as part of the passphrase, and nobody sees it when typing"
+        "the passphrase {where_} with whitespace (a space, a tab, or another blank or invisible \
+         character): ssh-keygen's prompt would keep it as part of the passphrase, and nobody sees \
+         it when typing"
     )]
     SurroundingWhitespace { where_: Ends },
     #[error("the passphrase contains {what}, one of the first things an attacker tries")]
@@ -173,10 +174,21 @@ impl Policy {
     }
 }
 
-/// Does `text` begin or end with whitespace (any Unicode white space)?
+/// Blank to the eye: Unicode white space, and the invisible format characters that a copy
+/// from a web page or a second byte-order mark bring (zero-width space, joiners, word joiner,
+/// U+FEFF, soft hyphen).
+fn is_blank(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        )
+}
+
+/// Does `text` begin or end with something blank (white space or an invisible character)?
 fn surrounding_whitespace(text: &str) -> Option<Ends> {
-    let start = text.starts_with(char::is_whitespace);
-    let end = text.ends_with(char::is_whitespace);
+    let start = text.starts_with(is_blank);
+    let end = text.ends_with(is_blank);
     match (start, end) {
         (true, true) => Some(Ends::Both),
         (true, false) => Some(Ends::Start),
@@ -412,6 +424,9 @@ mod tests {
             (format!("\u{2003}{strong}\u{2003}"), Ends::Both),
             (format!("  {strong}  "), Ends::Both),
             ("          ".to_string(), Ends::Both),
+            // Invisible: a second byte-order mark, a zero-width space from a web page.
+            (format!("\u{feff}{strong}"), Ends::Start),
+            (format!("{strong}\u{200b}"), Ends::End),
         ] {
             assert_eq!(
                 check_strength(&p(&text), &ctx),

@@ -336,8 +336,11 @@ impl Rotation {
         let Some(socket) = agent::socket_from_env() else {
             return outcome(
                 "no-agent",
-                "no ssh-agent is running (SSH_AUTH_SOCK is not set); load the key later with `ssh-add`"
-                    .to_string(),
+                format!(
+                    "no ssh-agent is running (SSH_AUTH_SOCK is not set); load the key later with \
+                     `ssh-add {}`",
+                    crate::text::shell_path(&self.target)
+                ),
             );
         };
         let mut agent = match Agent::connect(&socket) {
@@ -369,7 +372,10 @@ impl Rotation {
         } else if let Err(e) = agent.add(&key.unencrypted, lifetime) {
             return outcome(
                 &format!("error: {e}"),
-                format!("the new key could not be added ({e}); add it with `ssh-add`"),
+                format!(
+                    "the new key could not be added ({e}); add it with `ssh-add {}`",
+                    crate::text::shell_path(&self.target)
+                ),
             );
         }
         let lifetime = lifetime

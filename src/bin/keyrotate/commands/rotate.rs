@@ -215,6 +215,15 @@ impl Report<'_> {
         }
         for k in self.old {
             for (link, to) in &k.links {
+                if !matches!(std::fs::symlink_metadata(to), Ok(m) if m.is_file()) {
+                    notes.push(format!(
+                        "{} was a symbolic link to {}, which is not a file (missing, or \
+                         something else): there was no old key there to keep; the link is gone",
+                        show(link),
+                        show(to)
+                    ));
+                    continue;
+                }
                 notes.push(format!(
                     "{} was a symbolic link to {}: the link is gone, but that file still holds the \
                      retired key (a copy is in the backup set). Once the new key works, delete it: \
