@@ -9,6 +9,7 @@ use anstyle::Style;
 use keyrotate::Result;
 use keyrotate::check::findings::{Finding, Policy, Severity};
 use keyrotate::check::inventory::{self, Inventory, KeyEntry, Summary};
+use keyrotate::keyfile::certificate::{CertInfo, CertKind};
 use keyrotate::keyfile::{Format, KeyAlgorithm};
 use keyrotate::text;
 use keyrotate::text::sanitize;
@@ -20,6 +21,7 @@ use crate::output;
 pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     let policy = Policy {
         max_age_days: args.max_age,
+        cert_warn_days: args.cert_warn_days,
     };
     super::recover_if_needed(ctx);
     let mut inventory = inventory::scan(&ctx.ssh_dir, &policy, SystemTime::now())?;
@@ -137,7 +139,45 @@ struct JsonKey<'a> {
     mode: Option<String>,
     modified: String,
     age_days: u64,
+    certificates: Vec<JsonCertificate<'a>>,
     findings: &'a [Finding],
+}
+
+/// One OpenSSH certificate, as the contract's `certificates` entries.
+#[derive(serde::Serialize)]
+struct JsonCertificate<'a> {
+    /// The file; `null` for a certificate in ssh-agent.
+    path: Option<String>,
+    #[serde(rename = "type")]
+    kind: CertKind,
+    key_id: &'a str,
+    serial: u64,
+    principals: &'a [String],
+    valid_after: Option<String>,
+    /// `null` = forever.
+    valid_before: Option<String>,
+    ca_fingerprint: &'a str,
+    signature_algorithm: &'a str,
+    critical_options: &'a std::collections::BTreeMap<String, String>,
+    extensions: &'a [String],
+}
+
+impl<'a> JsonCertificate<'a> {
+    fn new(path: Option<&Path>, cert: &'a CertInfo) -> Self {
+        JsonCertificate {
+            path: path.map(path_string),
+            kind: cert.kind,
+            key_id: &cert.key_id,
+            serial: cert.serial,
+            principals: &cert.principals,
+            valid_after: cert.valid_after_time().map(text::rfc3339_utc),
+            valid_before: cert.valid_before_time().map(text::rfc3339_utc),
+            ca_fingerprint: &cert.ca_fingerprint,
+            signature_algorithm: &cert.signature_algorithm,
+            critical_options: &cert.critical_options,
+            extensions: &cert.extensions,
+        }
+    }
 }
 
 fn path_string(path: &Path) -> String {
@@ -163,6 +203,11 @@ fn json_report<'a>(inventory: &'a Inventory, agent: Option<&'a AgentReport>) -> 
                 mode: k.mode.map(|m| format!("{m:04o}")),
                 modified: text::rfc3339_utc(k.modified),
                 age_days: k.age_days,
+                certificates: k
+                    .certificates
+                    .iter()
+                    .map(|c| JsonCertificate::new(Some(&c.path), &c.info))
+                    .collect(),
                 findings: &k.findings,
             })
             .collect(),
@@ -352,7 +397,55 @@ fn render_key(out: &mut String, key: &KeyEntry) {
             )
         );
     }
+    for cert in &key.certificates {
+        let _ = writeln!(
+            out,
+            "  {}",
+            styled(
+                output::DIM,
+                &format!(
+                    "certificate: {}",
+                    describe_certificate(Some(&cert.path), &cert.info)
+                )
+            )
+        );
+    }
     render_findings(out, &key.findings);
+}
+
+/// One line about a certificate: file, type, key ID, serial, principals, validity, CA.
+fn describe_certificate(path: Option<&Path>, cert: &CertInfo) -> String {
+    let mut parts = Vec::new();
+    if let Some(path) = path {
+        parts.push(display_path(path));
+    }
+    let kind = match cert.kind {
+        CertKind::User => "user",
+        CertKind::Host => "host",
+    };
+    parts.push(format!(
+        "{kind}, key ID \"{}\", serial {}",
+        sanitize(&cert.key_id),
+        cert.serial
+    ));
+    parts.push(match cert.principals.is_empty() {
+        true => "no principals".to_string(),
+        false => format!("principals {}", sanitize(&cert.principals.join(","))),
+    });
+    let from = cert.valid_after_time().map(text::rfc3339_utc);
+    let to = cert.valid_before_time().map(text::rfc3339_utc);
+    parts.push(match (from, to) {
+        (None, None) => "valid forever".to_string(),
+        (Some(from), None) => format!("valid from {from}, forever"),
+        (None, Some(to)) => format!("valid until {to}"),
+        (Some(from), Some(to)) => format!("valid {from} to {to}"),
+    });
+    parts.push(format!(
+        "CA {} ({})",
+        cert.ca_fingerprint,
+        sanitize(&cert.signature_algorithm)
+    ));
+    parts.join(", ")
 }
 
 fn days_ago(days: u64) -> String {
