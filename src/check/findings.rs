@@ -647,6 +647,102 @@ fn algorithm_findings(facts: &KeyFacts<'_>) -> Option<Finding> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn certificate_policy_table() {
+        let blob = crate::keyfile::certificate::tests::blob();
+        let base = CertInfo::from_blob(&blob).unwrap();
+        let day = 86_400;
+        let policy = Policy::default();
+        let mine = base.key.fingerprint().to_string();
+        // (valid_after, valid_before, principals, beside, now) -> codes
+        type Case<'a> = (u64, u64, bool, Option<&'a str>, u64, Vec<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            (0, FOREVER, true, Some(&mine), 100 * day, vec![]),
+            (
+                0,
+                10 * day,
+                true,
+                None,
+                20 * day,
+                vec!["certificate-expired"],
+            ),
+            (
+                0,
+                10 * day,
+                true,
+                None,
+                10 * day,
+                vec!["certificate-expired"],
+            ),
+            (
+                0,
+                10 * day,
+                true,
+                None,
+                3 * day,
+                vec!["certificate-expiring"],
+            ),
+            (0, 10 * day, true, None, 3 * day - 1, vec![]),
+            (
+                5 * day,
+                FOREVER,
+                true,
+                None,
+                day,
+                vec!["certificate-not-yet-valid"],
+            ),
+            (
+                0,
+                FOREVER,
+                false,
+                None,
+                day,
+                vec!["certificate-no-principals"],
+            ),
+            (
+                0,
+                FOREVER,
+                true,
+                Some("SHA256:other"),
+                day,
+                vec!["certificate-key-mismatch"],
+            ),
+        ];
+        for (after, before, principals, beside, now, want) in cases {
+            let mut cert = base.clone();
+            cert.valid_after = after;
+            cert.valid_before = before;
+            if !principals {
+                cert.principals.clear();
+            }
+            let facts = CertFacts {
+                location: "/h/.ssh/id_x-cert.pub",
+                cert: &cert,
+                beside,
+                certified_key_at: None,
+                now,
+            };
+            let got: Vec<&str> = certificate_findings(&facts, &policy)
+                .iter()
+                .map(|f| f.code.as_str())
+                .collect();
+            assert_eq!(got, want, "{after} {before} {principals} {beside:?} {now}");
+        }
+        let mut weak = base.clone();
+        weak.signature_algorithm = "ssh-rsa".to_string();
+        (weak.valid_after, weak.valid_before) = (0, FOREVER);
+        let facts = CertFacts {
+            location: "in ssh-agent (\"me\")",
+            cert: &weak,
+            beside: None,
+            certified_key_at: None,
+            now: 0,
+        };
+        let found = certificate_findings(&facts, &policy);
+        assert_eq!(found[0].code, Code::CertificateWeakSignature);
+        assert_eq!(found[0].severity, Severity::Warning);
+    }
+
     fn facts(path: &Path) -> KeyFacts<'_> {
         KeyFacts {
             path,

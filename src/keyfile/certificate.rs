@@ -122,3 +122,73 @@ fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
     out.extend_from_slice(bytes);
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ssh_key::certificate::Builder;
+    use ssh_key::private::{Ed25519Keypair, PrivateKey};
+
+    /// A user certificate for one key, signed by another (fixed seeds), valid 1000..2000, as
+    /// its wire blob.
+    pub(crate) fn blob() -> Vec<u8> {
+        let ca = PrivateKey::from(Ed25519Keypair::from_seed(&[1; 32]));
+        let user = PrivateKey::from(Ed25519Keypair::from_seed(&[2; 32]));
+        let mut builder =
+            Builder::new([7; 16], user.public_key().key_data().clone(), 1000, 2000).unwrap();
+        builder.serial(42).unwrap();
+        builder.key_id("alice@example").unwrap();
+        builder.valid_principal("alice").unwrap();
+        builder.extension("permit-pty", "").unwrap();
+        builder.sign(&ca).unwrap().to_bytes().unwrap()
+    }
+
+    #[test]
+    fn fields_come_out_as_written() {
+        let cert = CertInfo::from_blob(&blob()).unwrap();
+        assert_eq!(cert.kind, CertKind::User);
+        assert_eq!(cert.serial, 42);
+        assert_eq!(cert.key_id, "alice@example");
+        assert_eq!(cert.principals, ["alice"]);
+        assert_eq!((cert.valid_after, cert.valid_before), (1000, 2000));
+        assert_eq!(cert.signature_algorithm, "ssh-ed25519");
+        assert_eq!(cert.extensions, ["permit-pty"]);
+        assert!(cert.ca_fingerprint.starts_with("SHA256:"));
+        assert!(!cert.weak_signature());
+    }
+
+    #[test]
+    fn forever_is_read_although_ssh_key_refuses_it() {
+        let mut blob = blob();
+        let at = wire::certificate_layout(&blob).unwrap().validity_at;
+        blob[at + 8..at + 16].copy_from_slice(&u64::MAX.to_be_bytes());
+        let cert = CertInfo::from_blob(&blob).unwrap();
+        assert_eq!(cert.valid_before, FOREVER);
+        assert_eq!(cert.valid_before_time(), None);
+    }
+
+    #[test]
+    fn an_ssh_rsa_signature_is_read_although_ssh_key_refuses_it() {
+        let blob = blob();
+        let layout = wire::certificate_layout(&blob).unwrap();
+        let mut weak = blob[..layout.signature_at].to_vec();
+        let mut signature = Vec::new();
+        put_string(&mut signature, b"ssh-rsa");
+        put_string(&mut signature, &[0x55; 384]);
+        put_string(&mut weak, &signature);
+        let cert = CertInfo::from_blob(&weak).unwrap();
+        assert_eq!(cert.signature_algorithm, "ssh-rsa");
+        assert!(cert.weak_signature());
+    }
+
+    #[test]
+    fn truncated_or_trailing_bytes_are_refused() {
+        let blob = blob();
+        for n in 0..blob.len() {
+            assert!(CertInfo::from_blob(&blob[..n]).is_none(), "{n}");
+        }
+        let mut trailing = blob.clone();
+        trailing.push(0);
+        assert!(CertInfo::from_blob(&trailing).is_none());
+    }
+}
