@@ -505,3 +505,46 @@ fn rotate_retires_a_keys_certificate_with_it() {
     let (doc, _) = check_json(&ssh, &[]);
     assert!(certs_of(&doc, &key).is_empty());
 }
+
+#[test]
+fn rotate_takes_the_old_keys_certificate_out_of_ssh_agent() {
+    let (tmp, ssh, ca) = setup();
+    let key = plain(&ssh, "id_ed25519", "ed25519");
+    certify(&ca, &key, &["-I", "old", "-n", "alice", "-V", "-1d:+30d"]);
+    let agent = Agent::start();
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let old_fp = keygen_l(&key).unwrap().fingerprint;
+    assert_eq!(
+        agent
+            .fingerprints()
+            .iter()
+            .filter(|f| **f == old_fp)
+            .count(),
+        2,
+        "the key and its certificate"
+    );
+    let out = keyrotate(&ssh)
+        .args(["rotate", "-f"])
+        .arg(&key)
+        .arg("--passphrase-file")
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held = agent.fingerprints();
+    assert!(!held.contains(&old_fp), "{held:?}");
+    assert!(
+        held.contains(&keygen_l(&key).unwrap().fingerprint),
+        "{held:?}"
+    );
+}
