@@ -16,6 +16,8 @@ use ssh_agent_lib::proto::{
 };
 use ssh_key::public::KeyData;
 
+use crate::keyfile::certificate::CertInfo;
+
 /// Why the agent could not be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -138,6 +140,16 @@ impl<S: Timed> Framed<S> {
         Ok(())
     }
 
+    /// The body of the next whole reply, for the requests keyrotate frames itself.
+    fn reply(&mut self) -> io::Result<Vec<u8>> {
+        if self.pos == self.frame.len() {
+            self.next_frame()?;
+        }
+        let body = self.frame[self.pos.max(4)..].to_vec();
+        self.pos = self.frame.len();
+        Ok(body)
+    }
+
     fn next_frame(&mut self) -> io::Result<()> {
         let mut len = [0u8; 4];
         self.read_full(&mut len)?;
@@ -196,11 +208,73 @@ impl<S: Timed> Write for Framed<S> {
     }
 }
 
-/// One key the agent holds.
+/// One key the agent holds: a plain key, or an OpenSSH certificate of `key`.
 #[derive(Debug, Clone)]
 pub struct AgentIdentity {
     pub key: KeyData,
     pub comment: String,
+    pub certificate: Option<Box<CertInfo>>,
+    /// The identity as the agent names it (the key's or the certificate's blob).
+    blob: Vec<u8>,
+}
+
+const SSH_AGENT_FAILURE: u8 = 5;
+const SSH_AGENT_SUCCESS: u8 = 6;
+const SSH_AGENTC_REQUEST_IDENTITIES: u8 = 11;
+const SSH_AGENT_IDENTITIES_ANSWER: u8 = 12;
+const SSH_AGENTC_REMOVE_IDENTITY: u8 = 18;
+
+/// An identities answer (draft-miller-ssh-agent, 4.4), parsed here because ssh-agent-lib 0.5
+/// cannot decode a certificate's blob and then refuses the whole list.
+fn parse_identities(body: &[u8]) -> Option<Vec<AgentIdentity>> {
+    fn take<'a>(data: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if n > data.len() {
+            return None;
+        }
+        let (head, tail) = data.split_at(n);
+        *data = tail;
+        Some(head)
+    }
+    fn string<'a>(data: &mut &'a [u8]) -> Option<&'a [u8]> {
+        let len = take(data, 4)?;
+        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+        take(data, len)
+    }
+    let mut data = body;
+    if take(&mut data, 1)? != [SSH_AGENT_IDENTITIES_ANSWER] {
+        return None;
+    }
+    let count = u32::from_be_bytes(take(&mut data, 4)?.try_into().ok()?) as usize;
+    // Each identity takes at least 8 bytes: a count larger than that is a lie.
+    if count > data.len() / 8 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let blob = string(&mut data)?;
+        let comment = String::from_utf8_lossy(string(&mut data)?).into_owned();
+        let mut name = blob;
+        let is_certificate = string(&mut name)?.ends_with(b"-cert-v01@openssh.com");
+        let (key, certificate) = if is_certificate {
+            let cert = CertInfo::from_blob(blob)?;
+            (cert.key.key_data.clone(), Some(Box::new(cert)))
+        } else {
+            (
+                ssh_key::PublicKey::from_bytes(blob)
+                    .ok()?
+                    .key_data()
+                    .clone(),
+                None,
+            )
+        };
+        out.push(AgentIdentity {
+            key,
+            comment,
+            certificate,
+            blob: blob.to_vec(),
+        });
+    }
+    data.is_empty().then_some(out)
 }
 
 #[cfg(unix)]
@@ -229,7 +303,7 @@ pub fn socket_from_env() -> Option<PathBuf> {
 /// A connection to a running agent, bounded in time and reply size (see [`Framed`]).
 #[derive(Debug)]
 pub struct Agent {
-    client: ssh_agent_lib::blocking::Client<Framed<Stream>>,
+    stream: Framed<Stream>,
 }
 
 impl Agent {
@@ -258,36 +332,59 @@ impl Agent {
             .open(socket)
             .map_err(unreachable)?;
         Ok(Agent {
-            client: ssh_agent_lib::blocking::Client::new(Framed::new(stream, timeout)),
+            stream: Framed::new(stream, timeout),
         })
     }
 
-    /// The keys the agent holds.
-    pub fn identities(&mut self) -> Result<Vec<AgentIdentity>, AgentError> {
-        let list = self
-            .client
-            .request_identities()
-            .map_err(AgentError::from_agent)?;
-        Ok(list
-            .into_iter()
-            .map(|i| AgentIdentity {
-                key: i.pubkey,
-                comment: i.comment,
-            })
-            .collect())
+    fn client(&mut self) -> ssh_agent_lib::blocking::Client<&mut Framed<Stream>> {
+        ssh_agent_lib::blocking::Client::new(&mut self.stream)
     }
 
-    /// Remove `key` if the agent holds it; says whether it did.
-    pub fn remove(&mut self, key: &KeyData) -> Result<bool, AgentError> {
-        if !self.identities()?.iter().any(|i| i.key == *key) {
-            return Ok(false);
+    /// One request keyrotate frames itself; the reply's body.
+    fn request(&mut self, body: &[u8]) -> Result<Vec<u8>, AgentError> {
+        let io = |e: io::Error| AgentError(crate::sys::io_reason(&e));
+        let mut message = (body.len() as u32).to_be_bytes().to_vec();
+        message.extend_from_slice(body);
+        self.stream.write_all(&message).map_err(io)?;
+        self.stream.flush().map_err(io)?;
+        self.stream.reply().map_err(io)
+    }
+
+    /// The keys (and certificates) the agent holds.
+    pub fn identities(&mut self) -> Result<Vec<AgentIdentity>, AgentError> {
+        let reply = self.request(&[SSH_AGENTC_REQUEST_IDENTITIES])?;
+        if reply.first() == Some(&SSH_AGENT_FAILURE) {
+            return Err(AgentError("the agent refused".to_string()));
         }
-        self.client
-            .remove_identity(RemoveIdentity {
-                pubkey: key.clone(),
-            })
-            .map_err(AgentError::from_agent)?;
-        Ok(true)
+        parse_identities(&reply).ok_or_else(|| {
+            AgentError("ssh-agent sent a reply that is not a valid agent message".to_string())
+        })
+    }
+
+    /// Remove `key`, and every certificate of it, if the agent holds them; says whether it did.
+    pub fn remove(&mut self, key: &KeyData) -> Result<bool, AgentError> {
+        let held: Vec<AgentIdentity> = self
+            .identities()?
+            .into_iter()
+            .filter(|i| i.key == *key)
+            .collect();
+        for identity in &held {
+            if identity.certificate.is_none() {
+                self.client()
+                    .remove_identity(RemoveIdentity {
+                        pubkey: key.clone(),
+                    })
+                    .map_err(AgentError::from_agent)?;
+                continue;
+            }
+            let mut body = vec![SSH_AGENTC_REMOVE_IDENTITY];
+            body.extend_from_slice(&(identity.blob.len() as u32).to_be_bytes());
+            body.extend_from_slice(&identity.blob);
+            if self.request(&body)?.first() != Some(&SSH_AGENT_SUCCESS) {
+                return Err(AgentError("the agent refused".to_string()));
+            }
+        }
+        Ok(!held.is_empty())
     }
 
     /// Add `key` (unencrypted), for `lifetime` seconds if given.
@@ -304,12 +401,12 @@ impl Agent {
         };
         match lifetime {
             Some(seconds) => self
-                .client
+                .client()
                 .add_identity_constrained(AddIdentityConstrained {
                     identity,
                     constraints: vec![KeyConstraint::Lifetime(seconds)],
                 }),
-            None => self.client.add_identity(identity),
+            None => self.client().add_identity(identity),
         }
         .map_err(AgentError::from_agent)?;
         Ok(())

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::keyfile::certificate::{CertInfo, CertKind, FOREVER};
 use crate::keyfile::{Format, Kdf, KeyAlgorithm};
 use crate::text::shell_path;
 
@@ -50,10 +51,16 @@ pub enum Code {
     RetiredKey,
     DuplicateKey,
     NoKeys,
+    CertificateExpired,
+    CertificateExpiring,
+    CertificateNotYetValid,
+    CertificateKeyMismatch,
+    CertificateWeakSignature,
+    CertificateNoPrincipals,
 }
 
 impl Code {
-    pub const ALL: [Code; 16] = [
+    pub const ALL: [Code; 22] = [
         Code::UnencryptedPrivateKey,
         Code::InsecurePermissions,
         Code::InsecureSshDir,
@@ -70,6 +77,12 @@ impl Code {
         Code::RetiredKey,
         Code::DuplicateKey,
         Code::NoKeys,
+        Code::CertificateExpired,
+        Code::CertificateExpiring,
+        Code::CertificateNotYetValid,
+        Code::CertificateKeyMismatch,
+        Code::CertificateWeakSignature,
+        Code::CertificateNoPrincipals,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +103,12 @@ impl Code {
             Code::RetiredKey => "retired-key",
             Code::DuplicateKey => "duplicate-key",
             Code::NoKeys => "no-keys",
+            Code::CertificateExpired => "certificate-expired",
+            Code::CertificateExpiring => "certificate-expiring",
+            Code::CertificateNotYetValid => "certificate-not-yet-valid",
+            Code::CertificateKeyMismatch => "certificate-key-mismatch",
+            Code::CertificateWeakSignature => "certificate-weak-signature",
+            Code::CertificateNoPrincipals => "certificate-no-principals",
         }
     }
 
@@ -107,10 +126,17 @@ impl Code {
             | Code::WeakKdf
             | Code::OldKey
             | Code::UnreadableKey
-            | Code::UnloadableKey => Severity::Warning,
-            Code::LegacyFormat | Code::MissingPublicKey | Code::DuplicateKey | Code::NoKeys => {
-                Severity::Info
-            }
+            | Code::UnloadableKey
+            | Code::CertificateExpired
+            | Code::CertificateNotYetValid
+            | Code::CertificateKeyMismatch
+            | Code::CertificateWeakSignature
+            | Code::CertificateNoPrincipals => Severity::Warning,
+            Code::LegacyFormat
+            | Code::MissingPublicKey
+            | Code::DuplicateKey
+            | Code::NoKeys
+            | Code::CertificateExpiring => Severity::Info,
         }
     }
 }
@@ -278,11 +304,151 @@ fn unloadable_private(facts: &KeyFacts<'_>) -> Option<Finding> {
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     pub max_age_days: u64,
+    /// `certificate-expiring` within this many days (`check --cert-warn-days`).
+    pub cert_warn_days: u64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { max_age_days: 365 }
+        Policy {
+            max_age_days: 365,
+            cert_warn_days: 7,
+        }
+    }
+}
+
+/// Facts about one certificate that the certificate policy looks at.
+#[derive(Debug, Clone)]
+pub struct CertFacts<'a> {
+    /// Where the certificate is: a file, or "ssh-agent".
+    pub location: &'a str,
+    pub cert: &'a CertInfo,
+    /// The fingerprint of the key the certificate stands beside, when there is one.
+    pub beside: Option<&'a str>,
+    /// Where the key it certifies is, when that is somewhere else in the SSH directory.
+    pub certified_key_at: Option<&'a Path>,
+    /// Seconds since the epoch.
+    pub now: u64,
+}
+
+/// What to do about a certificate that cannot be used.
+const NEW_CERTIFICATE: &str = "Get a new certificate from your certificate authority (for \
+                               Isambard, with clifton auth)";
+
+/// The findings of the certificate policy: validity, key, signature, principals.
+pub fn certificate_findings(facts: &CertFacts<'_>, policy: &Policy) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let cert = facts.cert;
+    let at = facts.location;
+    let date = |secs: u64| {
+        crate::text::rfc3339_utc(
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs.min(1 << 40)),
+        )
+    };
+    if cert.valid_before != FOREVER && cert.valid_before <= facts.now {
+        out.push(Finding::new(
+            Code::CertificateExpired,
+            format!(
+                "The certificate {at} (key ID \"{}\") expired on {}: servers refuse it, and ssh \
+                 may fail with a confusing error or offer it before keys that still work. \
+                 {NEW_CERTIFICATE}.",
+                cert.key_id,
+                date(cert.valid_before)
+            ),
+        ));
+    } else if cert.valid_before != FOREVER
+        && cert.valid_before - facts.now <= policy.cert_warn_days.saturating_mul(86_400)
+    {
+        out.push(Finding::new(
+            Code::CertificateExpiring,
+            format!(
+                "The certificate {at} (key ID \"{}\") expires on {}, within {} days. \
+                 {NEW_CERTIFICATE} before then.",
+                cert.key_id,
+                date(cert.valid_before),
+                policy.cert_warn_days
+            ),
+        ));
+    }
+    if cert.valid_after > facts.now {
+        out.push(Finding::new(
+            Code::CertificateNotYetValid,
+            format!(
+                "The certificate {at} (key ID \"{}\") is not valid until {}: servers refuse it \
+                 until then. Check this computer's clock, or wait; if it was issued by mistake, \
+                 {}.",
+                cert.key_id,
+                date(cert.valid_after),
+                NEW_CERTIFICATE.to_lowercase_first()
+            ),
+        ));
+    }
+    let certified = cert.key.fingerprint();
+    if let Some(beside) = facts.beside.filter(|b| *b != certified) {
+        let whose = match facts.certified_key_at {
+            Some(path) => format!("the key {}", path.display()),
+            None => "a key that is not in this directory".to_string(),
+        };
+        out.push(Finding::new(
+            Code::CertificateKeyMismatch,
+            format!(
+                "The certificate {at} certifies {certified}, {whose}, not the key it stands \
+                 beside ({beside}): ssh offers it with this key and the server refuses it. \
+                 {NEW_CERTIFICATE} for this key, or move the certificate beside the key it \
+                 certifies, named after it with -cert.pub. See what it says with {}.",
+                look(at)
+            ),
+        ));
+    }
+    if cert.weak_signature() {
+        out.push(Finding::new(
+            Code::CertificateWeakSignature,
+            format!(
+                "The certificate {at} was signed by its CA with ssh-rsa (RSA with SHA-1), which \
+                 OpenSSH 8.8 and later refuse by default. Ask your certificate authority to sign \
+                 with rsa-sha2-512 (ssh-keygen -s with -t rsa-sha2-512) and get a new \
+                 certificate."
+            ),
+        ));
+    }
+    if cert.principals.is_empty() {
+        let what = match cert.kind {
+            CertKind::User => "any user name",
+            CertKind::Host => "any host name",
+        };
+        out.push(Finding::new(
+            Code::CertificateNoPrincipals,
+            format!(
+                "The certificate {at} (key ID \"{}\") lists no principals, so it claims to be valid \
+                 for {what}: OpenSSH refuses it where it trusts the CA for every account \
+                 (TrustedUserCAKeys, @cert-authority), and a CA should not issue one. \
+                 {NEW_CERTIFICATE} naming your principals.",
+                cert.key_id
+            ),
+        ));
+    }
+    out
+}
+
+/// The command that shows a certificate file, backquoted; nothing for one in ssh-agent.
+fn look(location: &str) -> String {
+    match location.starts_with("in ssh-agent") {
+        true => "`ssh-add -L`".to_string(),
+        false => format!("`ssh-keygen -L -f {}`", shell_path(Path::new(location))),
+    }
+}
+
+trait LowercaseFirst {
+    fn to_lowercase_first(&self) -> String;
+}
+
+impl LowercaseFirst for str {
+    fn to_lowercase_first(&self) -> String {
+        let mut chars = self.chars();
+        match chars.next() {
+            Some(c) => c.to_lowercase().chain(chars).collect(),
+            None => String::new(),
+        }
     }
 }
 
@@ -486,6 +652,102 @@ fn algorithm_findings(facts: &KeyFacts<'_>) -> Option<Finding> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn certificate_policy_table() {
+        let blob = crate::keyfile::certificate::tests::blob();
+        let base = CertInfo::from_blob(&blob).unwrap();
+        let day = 86_400;
+        let policy = Policy::default();
+        let mine = base.key.fingerprint().to_string();
+        // (valid_after, valid_before, principals, beside, now) -> codes
+        type Case<'a> = (u64, u64, bool, Option<&'a str>, u64, Vec<&'a str>);
+        let cases: Vec<Case<'_>> = vec![
+            (0, FOREVER, true, Some(&mine), 100 * day, vec![]),
+            (
+                0,
+                10 * day,
+                true,
+                None,
+                20 * day,
+                vec!["certificate-expired"],
+            ),
+            (
+                0,
+                10 * day,
+                true,
+                None,
+                10 * day,
+                vec!["certificate-expired"],
+            ),
+            (
+                0,
+                10 * day,
+                true,
+                None,
+                3 * day,
+                vec!["certificate-expiring"],
+            ),
+            (0, 10 * day, true, None, 3 * day - 1, vec![]),
+            (
+                5 * day,
+                FOREVER,
+                true,
+                None,
+                day,
+                vec!["certificate-not-yet-valid"],
+            ),
+            (
+                0,
+                FOREVER,
+                false,
+                None,
+                day,
+                vec!["certificate-no-principals"],
+            ),
+            (
+                0,
+                FOREVER,
+                true,
+                Some("SHA256:other"),
+                day,
+                vec!["certificate-key-mismatch"],
+            ),
+        ];
+        for (after, before, principals, beside, now, want) in cases {
+            let mut cert = base.clone();
+            cert.valid_after = after;
+            cert.valid_before = before;
+            if !principals {
+                cert.principals.clear();
+            }
+            let facts = CertFacts {
+                location: "/h/.ssh/id_x-cert.pub",
+                cert: &cert,
+                beside,
+                certified_key_at: None,
+                now,
+            };
+            let got: Vec<&str> = certificate_findings(&facts, &policy)
+                .iter()
+                .map(|f| f.code.as_str())
+                .collect();
+            assert_eq!(got, want, "{after} {before} {principals} {beside:?} {now}");
+        }
+        let mut weak = base.clone();
+        weak.signature_algorithm = "ssh-rsa".to_string();
+        (weak.valid_after, weak.valid_before) = (0, FOREVER);
+        let facts = CertFacts {
+            location: "in ssh-agent (\"me\")",
+            cert: &weak,
+            beside: None,
+            certified_key_at: None,
+            now: 0,
+        };
+        let found = certificate_findings(&facts, &policy);
+        assert_eq!(found[0].code, Code::CertificateWeakSignature);
+        assert_eq!(found[0].severity, Severity::Warning);
+    }
+
     fn facts(path: &Path) -> KeyFacts<'_> {
         KeyFacts {
             path,
@@ -668,6 +930,11 @@ mod tests {
             "old-key",
             "unreadable-key",
             "unloadable-key",
+            "certificate-expired",
+            "certificate-not-yet-valid",
+            "certificate-key-mismatch",
+            "certificate-weak-signature",
+            "certificate-no-principals",
         ];
         for code in Code::ALL {
             let want = if critical.contains(&code.as_str()) {

@@ -7,6 +7,7 @@
 //! Everything here works on bytes already read (bounded by the caller): no I/O, no allocation larger
 //! than the input, no panics on hostile input.
 
+pub mod certificate;
 mod openssh;
 mod pem_keys;
 pub mod pem_legacy;
@@ -41,6 +42,8 @@ pub enum Format {
     Pkcs8,
     Putty,
     Public,
+    /// An OpenSSH certificate whose key is not in the directory.
+    Certificate,
     Unknown,
 }
 
@@ -52,6 +55,7 @@ impl Format {
             Format::Pkcs8 => "pkcs8",
             Format::Putty => "putty",
             Format::Public => "public",
+            Format::Certificate => "certificate",
             Format::Unknown => "unknown",
         }
     }
@@ -64,6 +68,7 @@ impl Format {
             Format::Pkcs8 => "PKCS#8",
             Format::Putty => "PuTTY",
             Format::Public => "public key",
+            Format::Certificate => "OpenSSH certificate",
             Format::Unknown => "unrecognised",
         }
     }
@@ -262,7 +267,7 @@ pub enum Recognised {
     /// Looks like a key (its armour or first line says so) but cannot be parsed.
     Broken(Broken),
     /// An OpenSSH certificate (`*-cert.pub`): belongs to a key, is not one.
-    Certificate,
+    Certificate(Box<certificate::CertInfo>),
     /// Not a key file at all.
     NotAKey,
 }
@@ -341,7 +346,7 @@ pub fn looks_private(bytes: &[u8]) -> bool {
     match recognise(bytes) {
         Recognised::Key(key) => key.private,
         Recognised::Broken(broken) => broken.private == Some(true),
-        Recognised::Certificate | Recognised::NotAKey => false,
+        Recognised::Certificate(_) | Recognised::NotAKey => false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Public keys: one-line OpenSSH (`ssh-ed25519 AAAA... comment`), RFC 4716, certificates.
 
 use super::*;
+use certificate::CertInfo;
 
 /// RFC 4716 (`---- BEGIN SSH2 PUBLIC KEY ----`), what PuTTYgen and `ssh-keygen -e` write.
 pub(super) fn parse_rfc4716_public(text: &[u8]) -> Recognised {
@@ -114,28 +115,31 @@ pub(super) fn recognise_public_line(bytes: &[u8]) -> Recognised {
     }
 }
 
-/// An OpenSSH certificate line. Only its framing is checked: ssh-key 0.6 refuses certificates
-/// valid "forever" (the usual case), and `check` has no use for their contents yet.
+/// An OpenSSH certificate line, parsed (see [`CertInfo::from_blob`]); its comment kept.
 pub(super) fn recognise_certificate(cert_type: &str, line: &[u8]) -> Recognised {
-    let blob = line
+    let mut words = line
         .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty())
+        .filter(|w| !w.is_empty());
+    let blob = words
         .nth(1)
         .and_then(|b64| std::str::from_utf8(b64).ok())
-        .and_then(decode_base64);
-    let framed = blob.as_deref().is_some_and(|blob| {
-        let name = cert_type.as_bytes();
-        blob.len() > 4 + name.len()
-            && blob[..4] == (name.len() as u32).to_be_bytes()
-            && &blob[4..4 + name.len()] == name
-    });
-    if framed {
-        Recognised::Certificate
-    } else {
-        Recognised::Broken(Broken::new(
+        .and_then(decode_base64)
+        .filter(|blob| {
+            let name = cert_type.as_bytes();
+            blob.len() > 4 + name.len()
+                && blob[..4] == (name.len() as u32).to_be_bytes()
+                && &blob[4..4 + name.len()] == name
+        });
+    match blob.as_deref().and_then(CertInfo::from_blob) {
+        Some(mut cert) => {
+            let comment: Vec<&[u8]> = words.collect();
+            cert.comment = String::from_utf8_lossy(&comment.join(&b' ')).into_owned();
+            Recognised::Certificate(Box::new(cert))
+        }
+        None => Recognised::Broken(Broken::new(
             Format::Public,
             false,
             "the OpenSSH certificate is damaged",
-        ))
+        )),
     }
 }

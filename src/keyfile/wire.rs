@@ -62,6 +62,58 @@ fn public_fields(key_type: &[u8], c: &mut Cursor<'_>) -> Option<()> {
     }
 }
 
+/// Where an OpenSSH certificate blob (PROTOCOL.certkeys) keeps the two fields ssh-key 0.6
+/// refuses to decode: its validity (a `valid_before` of `u64::MAX`, "forever", is above the
+/// `i64::MAX` ssh-key accepts) and its signature (an `ssh-rsa` one, SHA-1, has no ssh-key
+/// `Algorithm`). Every length is checked against the bytes left, as everywhere here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateLayout<'a> {
+    /// Offset of `valid_after`; `valid_before` follows it.
+    pub validity_at: usize,
+    pub valid_after: u64,
+    pub valid_before: u64,
+    /// Offset of the signature `string` (the last field).
+    pub signature_at: usize,
+    pub signature_algorithm: &'a [u8],
+    pub signature_blob: &'a [u8],
+}
+
+pub fn certificate_layout(blob: &[u8]) -> Option<CertificateLayout<'_>> {
+    let mut c = Cursor::new(blob);
+    let cert_type = c.string()?;
+    let key_type = cert_type.strip_suffix(b"-cert-v01@openssh.com")?;
+    let key_type: &[u8] = match key_type {
+        b"sk-ssh-ed25519" => b"sk-ssh-ed25519@openssh.com",
+        b"sk-ecdsa-sha2-nistp256" => b"sk-ecdsa-sha2-nistp256@openssh.com",
+        t => t,
+    };
+    c.string()?; // nonce
+    public_fields(key_type, &mut c)?;
+    c.take(8)?; // serial
+    c.u32()?; // type
+    c.strings(2)?; // key id, principals
+    let validity_at = blob.len() - c.data.len();
+    let u64_of = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+    let valid_after = u64_of(c.take(8)?);
+    let valid_before = u64_of(c.take(8)?);
+    c.strings(4)?; // critical options, extensions, reserved, signature key
+    let signature_at = blob.len() - c.data.len();
+    let mut signature = Cursor::new(c.string()?);
+    if !c.is_empty() {
+        return None;
+    }
+    let signature_algorithm = signature.string()?;
+    let signature_blob = signature.string()?;
+    Some(CertificateLayout {
+        validity_at,
+        valid_after,
+        valid_before,
+        signature_at,
+        signature_algorithm,
+        signature_blob,
+    })
+}
+
 /// A public key blob (`.pub` base64, PuTTY public lines, OpenSSH private key header).
 pub fn public_blob_ok(blob: &[u8]) -> bool {
     let mut c = Cursor::new(blob);

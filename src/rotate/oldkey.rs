@@ -79,7 +79,7 @@ pub fn passphrase_opens(bytes: &[u8], passphrase: &Passphrase, limits: &KdfLimit
             Format::Pem => legacy_pem(bytes, passphrase),
             Format::Pkcs8 => pkcs8(bytes, passphrase, limits),
             Format::Putty => putty(bytes, passphrase, limits),
-            Format::Public | Format::Unknown => {
+            Format::Public | Format::Certificate | Format::Unknown => {
                 Opens::NotChecked("it is not a private key".to_string())
             }
         },

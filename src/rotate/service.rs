@@ -19,6 +19,9 @@ use crate::text;
 pub struct OldKey {
     pub private: Option<PathBuf>,
     pub public: Option<PathBuf>,
+    /// Its OpenSSH certificates (`<name>-cert.pub`): retired with it, since they certify the
+    /// old key and not its successor.
+    pub certificates: Vec<PathBuf>,
     /// Its public half, from the private file or the `.pub`.
     pub key: Option<PublicInfo>,
     /// What its successor inherits: the private file's format, the comment (the `.pub`'s first,
@@ -36,6 +39,7 @@ impl std::fmt::Debug for OldKey {
         f.debug_struct("OldKey")
             .field("private", &self.private)
             .field("public", &self.public)
+            .field("certificates", &self.certificates)
             .finish_non_exhaustive()
     }
 }
@@ -49,11 +53,12 @@ impl OldKey {
             .unwrap_or(Path::new(""))
     }
 
-    /// Every live file of the pair.
+    /// Every live file of the pair, and its certificates.
     pub fn files(&self) -> Vec<PathBuf> {
         self.private
             .iter()
             .chain(self.public.iter())
+            .chain(self.certificates.iter())
             .cloned()
             .collect()
     }
@@ -175,6 +180,13 @@ pub fn key_at(private_path: &Path) -> io::Result<Option<OldKey>> {
         // `ssh-keygen -l` shows the .pub's comment; an encrypted OpenSSH key hides its own.
         facts.comment = public_facts.comment.or(facts.comment);
     }
+    let mut certificate_path = private_path.as_os_str().to_os_string();
+    certificate_path.push("-cert.pub");
+    let certificate_path = PathBuf::from(certificate_path);
+    let certificates: Vec<PathBuf> = exists(&certificate_path)?
+        .then_some(certificate_path)
+        .into_iter()
+        .collect();
     let mut links = Vec::new();
     for path in private.iter().chain(public.iter()) {
         if fsio::lstat(path)?.is_some_and(|m| m.file_type().is_symlink()) {
@@ -191,6 +203,7 @@ pub fn key_at(private_path: &Path) -> io::Result<Option<OldKey>> {
     Ok(Some(OldKey {
         private,
         public,
+        certificates,
         key,
         facts,
         links,

@@ -583,6 +583,7 @@ fn json_has_exactly_the_contract_fields() {
             "age_days",
             "algorithm",
             "bits",
+            "certificates",
             "comment",
             "encrypted",
             "findings",

@@ -16,6 +16,7 @@
 mod common;
 
 mod backup;
+mod certs;
 mod check;
 mod cli;
 mod crash;

@@ -102,7 +102,9 @@ fn runnable(command: &str, ssh: &Path) -> (String, bool) {
 
 /// Commands that only look, never fix: their finding stays.
 fn only_looks(command: &str) -> bool {
-    command.starts_with("ls ") || command.starts_with("keyrotate ")
+    command.starts_with("ls ")
+        || command.starts_with("keyrotate ")
+        || command.starts_with("ssh-keygen -L ")
 }
 
 fn bash(command: &str, home: &Path) -> std::process::Output {
@@ -495,6 +497,26 @@ fn a_broken_lone_public_key() {
         ran.iter().all(|s| !s.command.contains("rotate -f")),
         "{ran:?}"
     );
+}
+
+#[test]
+fn certificates_that_cannot_be_used() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let ca = plain_key(tmp.path(), "ca", "ed25519", &[]);
+    let a = keygen(&ssh.join("id_a"), "ed25519", &[]);
+    let b = keygen(&ssh.join("id_b"), "ed25519", &[]);
+    for (key, validity) in [(&a, "-1d:+30d"), (&b, "-2w:-1d")] {
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-s"])
+                .arg(&ca)
+                .args(["-I", "test", "-n", "alice", "-V", validity])
+                .arg(pub_of(key)),
+        );
+    }
+    // id_a's certificate beside id_b: a mismatch, whose message shows how to look at it.
+    fs::rename(ssh.join("id_a-cert.pub"), ssh.join("id_b-cert.pub")).unwrap();
+    run_all_suggestions(&ssh, &["certificate-key-mismatch"]);
 }
 
 #[test]

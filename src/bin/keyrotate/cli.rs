@@ -83,6 +83,10 @@ pub struct CheckArgs {
     /// Report keys last modified more than DAYS days ago
     #[arg(long, value_name = "DAYS", default_value_t = 365)]
     pub max_age: u64,
+
+    /// Report OpenSSH certificates that expire within DAYS days
+    #[arg(long, value_name = "DAYS", default_value_t = 7)]
+    pub cert_warn_days: u64,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 
 use crate::check::findings::{self, Code, Finding, KeyFacts, Mangling, Policy, Severity};
+use crate::keyfile::certificate::CertInfo;
 use crate::keyfile::{
     self, Format, Kdf, KeyAlgorithm, KeyFile, MAX_KEY_FILE_SIZE, Protection, PublicInfo, Recognised,
 };
@@ -103,7 +104,17 @@ pub struct KeyEntry {
     pub age_days: u64,
     /// Where the file points, when it is a symbolic link.
     pub symlink_target: Option<PathBuf>,
+    /// The OpenSSH certificates of this key (`<name>-cert.pub`); for a certificate whose key is
+    /// not here (format `certificate`), the certificate itself.
+    pub certificates: Vec<CertEntry>,
     pub findings: Vec<Finding>,
+}
+
+/// One OpenSSH certificate file.
+#[derive(Debug, Clone)]
+pub struct CertEntry {
+    pub path: PathBuf,
+    pub info: CertInfo,
 }
 
 impl KeyEntry {
@@ -179,6 +190,8 @@ enum Content {
     Key(Box<KeyFile>),
     /// Announces itself as a key (armour or name) but cannot be parsed.
     Broken(keyfile::Broken),
+    /// An OpenSSH certificate: attached to the key it stands beside.
+    Certificate(Box<CertInfo>),
     /// Could not be read at all (special file, too large, permission denied, dangling link).
     Unreadable(Unreadable),
 }
@@ -232,6 +245,7 @@ impl Scanned {
                 b.private == Some(false) || (b.private.is_none() && self.is_pub_name())
             }
             Content::Unreadable(_) => self.is_pub_name(),
+            Content::Certificate(_) => false,
         }
     }
 }
@@ -513,7 +527,7 @@ fn content_of(name: &OsStr, bounded: Bounded) -> Option<(Content, Mangling)> {
         Bounded::Bytes(bytes) => match keyfile::recognise(&bytes) {
             Recognised::Key(key) => Content::Key(key),
             Recognised::Broken(broken) => Content::Broken(broken),
-            Recognised::Certificate => return None,
+            Recognised::Certificate(cert) => Content::Certificate(cert),
             Recognised::NotAKey if is_key_like_name(name) => Content::Broken(keyfile::Broken {
                 format: Format::Unknown,
                 private: None,

@@ -12,8 +12,11 @@ pub(super) fn pair_and_describe(
 ) -> Vec<KeyEntry> {
     let mut publics: BTreeMap<OsString, Scanned> = BTreeMap::new();
     let mut others = Vec::new();
+    let mut certificates = Vec::new();
     for s in scanned {
-        if s.is_public_side() {
+        if let Content::Certificate(_) = &s.content {
+            certificates.push(s);
+        } else if s.is_public_side() {
             publics.insert(s.name.clone(), s);
         } else {
             others.push(s);
@@ -29,8 +32,88 @@ pub(super) fn pair_and_describe(
     for (_, public) in publics {
         entries.push(describe(public, None, policy, now));
     }
+    attach_certificates(&mut entries, certificates, now);
     entries.sort_by(|a, b| a.path.cmp(&b.path));
+    certificate_findings(&mut entries, policy, now);
     entries
+}
+
+/// Each `<name>-cert.pub` goes to the entry of `<name>` (or of `<name>.pub` alone); a
+/// certificate without one is an entry of its own, of format `certificate`.
+fn attach_certificates(entries: &mut Vec<KeyEntry>, certificates: Vec<Scanned>, now: SystemTime) {
+    let file_name = |p: &Path| p.file_name().map(|n| n.as_encoded_bytes().to_vec());
+    for scanned in certificates {
+        let entry = new_entry(&scanned, None, now);
+        let Content::Certificate(info) = scanned.content else {
+            continue;
+        };
+        let cert = CertEntry {
+            path: scanned.path,
+            info: *info,
+        };
+        let stem = scanned
+            .name
+            .as_encoded_bytes()
+            .strip_suffix(b"-cert.pub")
+            .map(<[u8]>::to_vec);
+        let owner = stem.and_then(|stem| {
+            let mut public = stem.clone();
+            public.extend_from_slice(b".pub");
+            entries.iter().position(|e| {
+                file_name(&e.path).is_some_and(|n| n == stem || n == public)
+                    || e.public_path.as_deref().and_then(file_name) == Some(public.clone())
+            })
+        });
+        match owner {
+            Some(i) => entries[i].certificates.push(cert),
+            None => {
+                let mut entry = entry;
+                entry.format = Format::Certificate;
+                entry.algorithm = cert.info.key.algorithm;
+                entry.bits = cert.info.key.bits;
+                entry.fingerprint = Some(cert.info.key.fingerprint().to_string());
+                entry.public = Some(cert.info.key.clone());
+                entry.comment = Some(cert.info.comment.clone()).filter(|c| !c.is_empty());
+                entry.certificates.push(cert);
+                entries.push(entry);
+            }
+        }
+    }
+}
+
+/// The certificate policy's findings, on the entry each certificate belongs to.
+fn certificate_findings(entries: &mut [KeyEntry], policy: &Policy, now: SystemTime) {
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut found = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let beside = match entry.format {
+            Format::Certificate => None,
+            _ => entry.fingerprint.as_deref(),
+        };
+        for cert in &entry.certificates {
+            let certified = cert.info.key.fingerprint();
+            let certified_key_at = entries
+                .iter()
+                .find(|e| {
+                    e.format != Format::Certificate && e.fingerprint.as_deref() == Some(certified)
+                })
+                .map(|e| e.path.as_path());
+            let location = cert.path.display().to_string();
+            let facts = findings::CertFacts {
+                location: &location,
+                cert: &cert.info,
+                beside,
+                certified_key_at,
+                now,
+            };
+            found.push((i, findings::certificate_findings(&facts, policy)));
+        }
+    }
+    for (i, list) in found {
+        entries[i].findings.extend(list);
+    }
 }
 
 /// One inventory entry: the private (or lone) file `main`, with the `.pub` beside it.
@@ -84,6 +167,7 @@ pub(super) fn new_entry(main: &Scanned, public: Option<&Scanned>, now: SystemTim
         modified,
         age_days: age_days(modified, now),
         symlink_target: main.symlink_target.clone(),
+        certificates: Vec::new(),
         findings: Vec::new(),
     }
 }
@@ -118,6 +202,8 @@ pub(super) fn read_main(entry: &mut KeyEntry, main: &Scanned) -> (bool, Option<K
                 .push(unreadable_finding(&main.path, unreadable));
             (false, None)
         }
+        // Taken apart before pairing (`attach_certificates`).
+        Content::Certificate(_) => (false, None),
     }
 }
 
@@ -145,6 +231,7 @@ pub(super) fn read_public(
             entry.findings.push(finding);
             return;
         }
+        Content::Certificate(_) => return,
     };
     let pub_info = pub_key.public.clone();
     match (&entry.public, &pub_info) {
@@ -344,6 +431,10 @@ pub fn agent_findings(agent_keys: &[KeyData], retired: &[RetiredKey]) -> Vec<Fin
 pub(super) fn mark_duplicates(keys: &mut [KeyEntry]) {
     let mut by_fingerprint: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, key) in keys.iter().enumerate() {
+        // A lone certificate is not a copy of its key.
+        if key.format == Format::Certificate {
+            continue;
+        }
         if let Some(fp) = &key.fingerprint {
             by_fingerprint.entry(fp.clone()).or_default().push(i);
         }

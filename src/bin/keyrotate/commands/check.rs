@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use anstyle::Style;
 use keyrotate::Result;
-use keyrotate::check::findings::{Finding, Policy, Severity};
+use keyrotate::check::findings::{self, Finding, Policy, Severity};
 use keyrotate::check::inventory::{self, Inventory, KeyEntry, Summary};
+use keyrotate::keyfile::certificate::{CertInfo, CertKind};
 use keyrotate::keyfile::{Format, KeyAlgorithm};
 use keyrotate::text;
 use keyrotate::text::sanitize;
@@ -20,11 +21,12 @@ use crate::output;
 pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     let policy = Policy {
         max_age_days: args.max_age,
+        cert_warn_days: args.cert_warn_days,
     };
     super::recover_if_needed(ctx);
     let mut inventory = inventory::scan(&ctx.ssh_dir, &policy, SystemTime::now())?;
     // `-q` (shell start-up files) asks the agent only when a retired key could be loaded.
-    let agent = agent_report(&mut inventory, !ctx.quiet);
+    let agent = agent_report(&mut inventory, &policy, !ctx.quiet);
     if ctx.json {
         output::print_json(&json_report(&inventory, agent.as_ref()))?;
     } else if ctx.quiet {
@@ -58,12 +60,14 @@ struct AgentKey {
     path: Option<String>,
     /// `rotate` retired this key: it should not be loaded.
     retired: bool,
+    /// For an OpenSSH certificate the agent holds: the certificate (`null` for a plain key).
+    certificate: Option<JsonCertificate>,
 }
 
 /// The keys ssh-agent holds (when `SSH_AUTH_SOCK` names one), and a `retired-key` finding for a
 /// loaded key that `rotate` retired. Without `list`, the agent is asked only if some key was
 /// retired. An agent that cannot be reached is reported, never an error.
-fn agent_report(inventory: &mut Inventory, list: bool) -> Option<AgentReport> {
+fn agent_report(inventory: &mut Inventory, policy: &Policy, list: bool) -> Option<AgentReport> {
     let socket = keyrotate::agent::socket_from_env()?;
     let retired = inventory.retired.clone();
     if !list && retired.is_empty() {
@@ -84,10 +88,43 @@ fn agent_report(inventory: &mut Inventory, list: bool) -> Option<AgentReport> {
             return Some(report);
         }
     };
-    let key_data: Vec<_> = identities.iter().map(|i| i.key.clone()).collect();
+    // A key and its certificate are one key to a retired-key finding.
+    let mut key_data: Vec<ssh_key::public::KeyData> = Vec::new();
+    for identity in &identities {
+        if !key_data.contains(&identity.key) {
+            key_data.push(identity.key.clone());
+        }
+    }
     inventory
         .findings
         .extend(inventory::agent_findings(&key_data, &retired));
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for identity in &identities {
+        let Some(cert) = &identity.certificate else {
+            continue;
+        };
+        let location = format!("in ssh-agent (\"{}\")", identity.comment);
+        let facts = findings::CertFacts {
+            location: &location,
+            cert,
+            beside: None,
+            certified_key_at: None,
+            now,
+        };
+        inventory.findings.extend(
+            findings::certificate_findings(&facts, policy)
+                .into_iter()
+                .map(|mut f| {
+                    f.message.push_str(
+                        " Take it out of ssh-agent: ssh-add -d with the certificate file, or \
+                         ssh-add -D to empty the agent.",
+                    );
+                    f
+                }),
+        );
+    }
     let keys = identities
         .into_iter()
         .map(|identity| {
@@ -100,6 +137,10 @@ fn agent_report(inventory: &mut Inventory, list: bool) -> Option<AgentReport> {
                     .find(|k| k.fingerprint.as_deref() == Some(&fingerprint))
                     .map(|k| path_string(&k.path)),
                 retired: retired.iter().any(|r| r.fingerprint == fingerprint),
+                certificate: identity
+                    .certificate
+                    .as_deref()
+                    .map(|c| JsonCertificate::new(None, c)),
                 algorithm: info.algorithm,
                 bits: info.bits,
                 comment: identity.comment,
@@ -137,7 +178,45 @@ struct JsonKey<'a> {
     mode: Option<String>,
     modified: String,
     age_days: u64,
+    certificates: Vec<JsonCertificate>,
     findings: &'a [Finding],
+}
+
+/// One OpenSSH certificate, as the contract's `certificates` entries.
+#[derive(serde::Serialize)]
+struct JsonCertificate {
+    /// The file; `null` for a certificate in ssh-agent.
+    path: Option<String>,
+    #[serde(rename = "type")]
+    kind: CertKind,
+    key_id: String,
+    serial: u64,
+    principals: Vec<String>,
+    valid_after: Option<String>,
+    /// `null` = forever.
+    valid_before: Option<String>,
+    ca_fingerprint: String,
+    signature_algorithm: String,
+    critical_options: std::collections::BTreeMap<String, String>,
+    extensions: Vec<String>,
+}
+
+impl JsonCertificate {
+    fn new(path: Option<&Path>, cert: &CertInfo) -> Self {
+        JsonCertificate {
+            path: path.map(path_string),
+            kind: cert.kind,
+            key_id: cert.key_id.clone(),
+            serial: cert.serial,
+            principals: cert.principals.clone(),
+            valid_after: cert.valid_after_time().map(text::rfc3339_utc),
+            valid_before: cert.valid_before_time().map(text::rfc3339_utc),
+            ca_fingerprint: cert.ca_fingerprint.clone(),
+            signature_algorithm: cert.signature_algorithm.clone(),
+            critical_options: cert.critical_options.clone(),
+            extensions: cert.extensions.clone(),
+        }
+    }
 }
 
 fn path_string(path: &Path) -> String {
@@ -163,6 +242,11 @@ fn json_report<'a>(inventory: &'a Inventory, agent: Option<&'a AgentReport>) -> 
                 mode: k.mode.map(|m| format!("{m:04o}")),
                 modified: text::rfc3339_utc(k.modified),
                 age_days: k.age_days,
+                certificates: k
+                    .certificates
+                    .iter()
+                    .map(|c| JsonCertificate::new(Some(&c.path), &c.info))
+                    .collect(),
                 findings: &k.findings,
             })
             .collect(),
@@ -268,6 +352,16 @@ fn render_agent(out: &mut String, agent: &AgentReport) {
             line.push(styled(output::CRITICAL, "RETIRED"));
         }
         let _ = writeln!(out, "  {}", line.join("  "));
+        if let Some(cert) = &key.certificate {
+            let _ = writeln!(
+                out,
+                "    {}",
+                styled(
+                    output::DIM,
+                    &format!("certificate: {}", describe_json(cert))
+                )
+            );
+        }
     }
     out.push('\n');
 }
@@ -352,7 +446,54 @@ fn render_key(out: &mut String, key: &KeyEntry) {
             )
         );
     }
+    for cert in &key.certificates {
+        let _ = writeln!(
+            out,
+            "  {}",
+            styled(
+                output::DIM,
+                &format!(
+                    "certificate: {}",
+                    describe_certificate(&cert.path, &cert.info)
+                )
+            )
+        );
+    }
     render_findings(out, &key.findings);
+}
+
+/// [`describe_certificate`] for the agent's certificates, kept as their JSON.
+fn describe_json(cert: &JsonCertificate) -> String {
+    let principals = match cert.principals.is_empty() {
+        true => "no principals".to_string(),
+        false => format!("principals {}", sanitize(&cert.principals.join(","))),
+    };
+    let validity = match (&cert.valid_after, &cert.valid_before) {
+        (None, None) => "valid forever".to_string(),
+        (Some(from), None) => format!("valid from {from}, forever"),
+        (None, Some(to)) => format!("valid until {to}"),
+        (Some(from), Some(to)) => format!("valid {from} to {to}"),
+    };
+    let kind = match cert.kind {
+        CertKind::User => "user",
+        CertKind::Host => "host",
+    };
+    format!(
+        "{kind}, key ID \"{}\", serial {}, {principals}, {validity}, CA {} ({})",
+        sanitize(&cert.key_id),
+        cert.serial,
+        cert.ca_fingerprint,
+        sanitize(&cert.signature_algorithm)
+    )
+}
+
+/// One line about a certificate file: where, then [`describe_json`].
+fn describe_certificate(path: &Path, cert: &CertInfo) -> String {
+    format!(
+        "{}, {}",
+        display_path(path),
+        describe_json(&JsonCertificate::new(None, cert))
+    )
 }
 
 fn days_ago(days: u64) -> String {

@@ -253,6 +253,8 @@ impl Report<'_> {
             public_key_line: String,
             backup_dir: Option<String>,
             retired: Vec<String>,
+            /// The old keys' certificates, taken out with them (saved in the backup set).
+            retired_certificates: Vec<String>,
             agent: String,
             passphrase_check: String,
             config: Vec<ConfigLine>,
@@ -272,6 +274,12 @@ impl Report<'_> {
                 .old
                 .iter()
                 .map(|k| k.path().to_string_lossy().into_owned())
+                .collect(),
+            retired_certificates: self
+                .old
+                .iter()
+                .flat_map(|k| k.certificates.iter())
+                .map(|p| p.to_string_lossy().into_owned())
                 .collect(),
             agent: self.agent.status.clone(),
             passphrase_check: self.check.json(),
@@ -308,6 +316,9 @@ impl Report<'_> {
         for k in self.old {
             let fp = k.fingerprint().unwrap_or("fingerprint unknown");
             let _ = writeln!(out, "  retired      {} ({fp})", show(k.path()));
+            for cert in &k.certificates {
+                let _ = writeln!(out, "  certificate  {} retired with its key", show(cert));
+            }
         }
         if let Some(dir) = &self.backup_dir {
             let _ = writeln!(out, "  saved in     {} (verified)", show(dir));
@@ -404,6 +415,14 @@ impl Report<'_> {
                 );
             }
             Some(Reason::Routine) | None => {}
+        }
+        if self.old.iter().any(|k| !k.certificates.is_empty()) {
+            let _ = writeln!(
+                out,
+                "\nThe old key's certificate was retired with it (a copy is in the backup set): \
+                 ask your certificate authority for a new certificate for the new key (for \
+                 example `clifton auth` for Isambard)."
+            );
         }
         out
     }
