@@ -46,12 +46,17 @@ pub struct Profile {
     pub key_format: Option<KeyFormat>,
     /// `user@host`: verify's default destination, and the login the test command uses.
     pub login: Option<String>,
+    /// The login host when the user name is not known (`ssh -i KEY HOST` tests the key as the
+    /// local user, or as ~/.ssh/config's `User`).
+    pub host: Option<String>,
     /// deploy's default destinations.
     pub deploy: Vec<String>,
     /// Service-specific advice.
     pub notes: Vec<String>,
     /// A command that tests the new key as it is (no user name needed), e.g. `ssh -T git@github.com`.
     pub test_command: Option<String>,
+    /// A command-line tool that uploads the `.pub` file given after it (`gh ssh-key add`).
+    pub cli_upload: Option<String>,
     /// Certificate services: no upload; how to get a certificate for the new key instead.
     pub certificate: Option<String>,
 }
@@ -79,9 +84,11 @@ fn base(name: &str, display: &str) -> Profile {
         key_type: None,
         key_format: None,
         login: None,
+        host: None,
         deploy: Vec::new(),
         notes: Vec::new(),
         test_command: None,
+        cli_upload: None,
         certificate: None,
     }
 }
@@ -105,18 +112,19 @@ pub fn builtin(name: &str) -> Option<Profile> {
         // generate's contract defaults (RSA 4096, OpenSSH) apply; the recommendation is a note.
         "jasmin" => Profile {
             upload_url: s("https://accounts.jasmin.ac.uk/account/profile/"),
-            paste_rule: s("click \"Update key\" and replace your key with this whole line (one \
-                           line of text)"),
+            paste_rule: s("click \"Update key\" and replace your key with this whole line"),
             wait_minutes: Some(15),
-            reuse: s("JASMIN rejects any key it has seen before, from anyone: never upload a \
-                      retired key again"),
+            host: s("login.jasmin.ac.uk"),
+            reuse: s(
+                "JASMIN rejects any key it has seen before, from anyone: never upload a \
+                      retired key again",
+            ),
             notes: vec![
                 "the portal asks you to allow 15 minutes; its login-problems page says it can take \
                  20 to 60 minutes before the key reaches every JASMIN server"
                     .to_string(),
                 "JASMIN recommends ECDSA keys (since November 2024), in PEM format for the NX \
-                 graphical desktop: `keyrotate rotate --service jasmin -t ecdsa --format pem` makes \
-                 one"
+                 graphical desktop: give -t ecdsa --format pem to rotate or generate for one"
                     .to_string(),
             ],
             ..base("jasmin", "JASMIN")
@@ -128,17 +136,21 @@ pub fn builtin(name: &str) -> Option<Profile> {
         // the key first, then re-upload").
         "archer2" => Profile {
             upload_url: s("https://safe.epcc.ed.ac.uk"),
-            paste_rule: s("open Login accounts, choose your ARCHER2 account, click Add Credential, \
-                           choose SSH public key and paste this whole line"),
-            reuse: s("SAFE does not map a key uploaded again to ARCHER2 unless the old copy is \
-                      deleted first; delete the retired key from the account"),
+            paste_rule: s(
+                "open Login accounts, choose your ARCHER2 account, click Add Credential, \
+                           choose SSH public key and paste this whole line",
+            ),
+            reuse: s(
+                "SAFE does not map a key uploaded again to ARCHER2 unless the old copy is \
+                      deleted first; delete the retired key from the account",
+            ),
             notes: vec![
                 "logging in to ARCHER2 needs both the key and a TOTP code from the authenticator \
                  you set up in SAFE"
                     .to_string(),
-                "the login host is login.archer2.ac.uk".to_string(),
             ],
-            ..base("archer2", "ARCHER2 (EPCC SAFE)")
+            host: s("login.archer2.ac.uk"),
+            ..base("archer2", "ARCHER2")
         },
         // https://www.durham.ac.uk/departments/academic/physics/cosma/cosma-support/getting-a-cosma-account/
         // (the key goes into the DiRAC SAFE, https://safe.epcc.ed.ac.uk/dirac/; "cosma-support will
@@ -149,14 +161,16 @@ pub fn builtin(name: &str) -> Option<Profile> {
             upload_url: s("https://safe.epcc.ed.ac.uk/dirac/"),
             paste_rule: s("add this whole line as an SSH public key of your COSMA login account"),
             key_type: Some(KeyType::Ed25519),
-            reuse: s("delete the retired key from SAFE too (SAFE maps a key uploaded again only \
-                      after the old one is deleted)"),
+            reuse: s(
+                "delete the retired key from SAFE too (SAFE maps a key uploaded again only \
+                      after the old one is deleted)",
+            ),
             notes: vec![
                 "COSMA staff add the key to the system by hand: it might take a few minutes, or \
                  longer when they are busy"
                     .to_string(),
             ],
-            ..base("cosma", "COSMA (DiRAC SAFE)")
+            ..base("cosma", "COSMA")
         },
         // isambard-sc/clifton README.md (`clifton auth` "will authenticate with the online portal
         // and download a signed SSH certificate", `--identity=` for a non-standard key file;
@@ -166,13 +180,11 @@ pub fn builtin(name: &str) -> Option<Profile> {
             certificate: s("clifton auth"),
             reuse: s("the retired key's certificates are no use any more: delete them"),
             notes: vec![
-                "Isambard takes no uploaded key: `clifton auth` signs the key you name with \
-                 --identity and saves a short-lived certificate beside it; run it again whenever \
-                 the certificate expires"
+                "its certificates are short-lived: run clifton auth again whenever yours expires"
                     .to_string(),
                 "`clifton ssh-config write` writes the matching ~/.ssh/config entries".to_string(),
             ],
-            ..base("isambard", "Isambard (short-lived certificates)")
+            ..base("isambard", "Isambard")
         },
         // GitHub's own docs were not in the stored corpus; checked against public pages quoting
         // them: https://gist.github.com/jamescmartinez/a1f32830e57cf2a3fa62 (settings/keys,
@@ -181,28 +193,29 @@ pub fn builtin(name: &str) -> Option<Profile> {
         // issue 15 (GitHub CLI manual: gh ssh-key add [<key-file>]).
         "github" => Profile {
             upload_url: s("https://github.com/settings/keys"),
-            paste_rule: s("click \"New SSH key\" and paste this whole line, then delete the old \
-                           key there"),
+            paste_rule: s(
+                "click \"New SSH key\" and paste this whole line, then delete the old \
+                           key there",
+            ),
             key_type: Some(KeyType::Ed25519),
             login: s("git@github.com"),
             test_command: s("ssh -T git@github.com"),
-            notes: vec!["with the GitHub CLI: `gh ssh-key add` takes the .pub file".to_string()],
+            cli_upload: s("gh ssh-key add"),
             ..base("github", "GitHub")
         },
         // glab-ssh-key(1), https://man.archlinux.org/man/glab-ssh-key.1.en (`glab ssh-key add
         // [key-file]`); the -/user_settings/ssh_keys page is issue 15's (not in the stored corpus).
         "gitlab" => Profile {
             upload_url: s("https://gitlab.com/-/user_settings/ssh_keys"),
-            paste_rule: s("click \"Add new key\" and paste this whole line, then delete the old \
-                           key there"),
+            paste_rule: s(
+                "click \"Add new key\" and paste this whole line, then delete the old \
+                           key there",
+            ),
             key_type: Some(KeyType::Ed25519),
             login: s("git@gitlab.com"),
             test_command: s("ssh -T git@gitlab.com"),
-            notes: vec![
-                "with the GitLab CLI: `glab ssh-key add` takes the .pub file; a self-managed \
-                 GitLab has the same page on its own host"
-                    .to_string(),
-            ],
+            cli_upload: s("glab ssh-key add"),
+            notes: vec!["a self-managed GitLab has the same page on its own host".to_string()],
             ..base("gitlab", "GitLab")
         },
         // https://support.atlassian.com/bitbucket-cloud/docs/supported-ssh-key-formats/ ("only
@@ -211,8 +224,10 @@ pub fn builtin(name: &str) -> Option<Profile> {
         // The settings URL (Personal settings, SSH keys) was not confirmed by a stored page.
         "bitbucket" => Profile {
             upload_url: s("https://bitbucket.org/account/settings/ssh-keys/"),
-            paste_rule: s("click \"Add key\" and paste this whole line, then delete the old key \
-                           there"),
+            paste_rule: s(
+                "click \"Add key\" and paste this whole line, then delete the old key \
+                           there",
+            ),
             key_type: Some(KeyType::Ed25519),
             login: s("git@bitbucket.org"),
             test_command: s("ssh -T git@bitbucket.org"),

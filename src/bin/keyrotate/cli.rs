@@ -65,6 +65,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Replace a service's key: back up, generate, swap, update ssh-agent, say what to upload
     Rotate(RotateArgs),
+    /// List the service profiles (built-in and from the config file) and what each needs
+    Services,
     /// Print a shell completion script on stdout (e.g. `keyrotate completions bash`)
     Completions(CompletionsArgs),
     /// Print the manual page (roff) on stdout (e.g. `keyrotate man | man -l -`)
