@@ -313,3 +313,56 @@ fn rotate_instructions_of_each_builtin() {
         settings.bind(|| insta::assert_snapshot!(format!("rotate-{name}"), steps));
     }
 }
+
+/// The profile's type is `rotate`'s default only where there is no current key: a fresh GitHub
+/// key is Ed25519, but an RSA GitHub key's successor is RSA (the successor rule).
+#[test]
+fn rotate_takes_the_profiles_type_only_without_a_current_key() {
+    let (tmp, ssh) = ssh_dir_copy(None);
+    let out = keyrotate(&ssh)
+        .args([
+            "rotate",
+            "--service",
+            "github",
+            "--no-agent",
+            "--passphrase-file",
+        ])
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        keygen_l(&ssh.join("id_ed25519_github")).unwrap().kind,
+        "ED25519"
+    );
+    let old = keygen(&ssh.join("id_rsa_gitlab"), "rsa", &["-b", "2048"]);
+    let out = keyrotate(&ssh)
+        .args([
+            "rotate",
+            "--service",
+            "gitlab",
+            "--no-agent",
+            "--passphrase-file",
+        ])
+        .arg(pass_file(
+            tmp.path(),
+            "newer",
+            "yet another brand new passphrase",
+        ))
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new = keygen_l(&old).unwrap();
+    assert_eq!((new.kind.as_str(), new.bits), ("RSA", 2048));
+}

@@ -136,7 +136,7 @@ pub enum KeyFormat {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Key algorithm [default: rsa; rotate: the current key's]
+    /// Key algorithm [default: the service profile's, else rsa; rotate: the current key's]
     #[arg(short = 't', long = "type", value_enum)]
     pub key_type: Option<KeyType>,
 
@@ -145,7 +145,8 @@ pub struct GenerateArgs {
     #[arg(short, long, value_name = "N")]
     pub bits: Option<u32>,
 
-    /// Service the key is for (any case): names the file id_<type>_<service>
+    /// Service the key is for (any case): names the file id_<type>_<service> and picks its
+    /// profile (`keyrotate services`)
     #[arg(long, value_name = "NAME", default_value = "jasmin", value_parser = service_name)]
     pub service: String,
 
@@ -157,7 +158,8 @@ pub struct GenerateArgs {
     #[arg(short = 'C', long, value_name = "TEXT")]
     pub comment: Option<String>,
 
-    /// Private key file format [default: openssh; rotate: the current key's]
+    /// Private key file format [default: the service profile's, else openssh; rotate: the current
+    /// key's]
     #[arg(long, value_enum)]
     pub format: Option<KeyFormat>,
 
