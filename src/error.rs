@@ -9,6 +9,7 @@ use crate::agent::AgentError;
 use crate::check::inventory::InventoryError;
 use crate::generate::{GenerateError, SpecError, WriteKeyError};
 use crate::passphrase::PassphraseError;
+use crate::service::ConfigError;
 use crate::store::BackupError;
 use crate::transaction::TxError;
 use crate::transaction::lock::LockError;
@@ -34,6 +35,8 @@ pub enum Error {
     Transaction(#[from] TxError),
     #[error(transparent)]
     Agent(#[from] AgentError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A request keyrotate will not carry out as given (options that contradict each other, a
     /// config it cannot rewrite): the message says why, the hint what to ask instead.
     #[error("{message}")]
@@ -69,6 +72,7 @@ impl Error {
                 .to_string(),
             Error::Transaction(e) => e.hint(),
             Error::Agent(e) => e.hint(),
+            Error::Config(e) => e.hint(),
             Error::Refused { hint, .. } => hint.clone(),
             Error::Io(e) => io_hint(e),
         }

@@ -7,6 +7,7 @@
 //! - [`check`]: scan an SSH directory, pair keys with their `.pub`, the findings policy.
 //! - [`generate`]: new key pairs, encoded as `ssh-keygen` would (OpenSSH or legacy PEM).
 //! - [`rotate`]: the service's keys, the old-passphrase check, the ssh config rewrite.
+//! - [`service`]: built-in and configured service profiles (what each needs after a rotation).
 //! - [`restore`]: putting a backup set back, through a transaction.
 //! - [`plan`]: the one plan a dry run prints and the real run executes.
 //! - [`transaction`]: crash-safe changes of live key files (journal, commit, recovery, lock).
@@ -33,6 +34,7 @@ pub mod passphrase;
 pub mod plan;
 pub mod restore;
 pub mod rotate;
+pub mod service;
 pub mod store;
 pub mod sys;
 pub mod text;

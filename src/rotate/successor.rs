@@ -17,6 +17,10 @@ pub struct Wanted {
     pub format: Option<KeyFormat>,
     pub rounds: Option<u32>,
     pub comment: Option<String>,
+    /// The service profile's defaults, for a key with no current key to inherit from (else RSA,
+    /// OpenSSH).
+    pub default_type: Option<KeyType>,
+    pub default_format: Option<KeyFormat>,
 }
 
 /// The new key and where it goes.
@@ -142,8 +146,10 @@ pub fn successor(
                     shown(k),
                     generate::DEFAULT_RSA_BITS
                 ));
+                (KeyType::Rsa, wanted.bits)
+            } else {
+                (wanted.default_type.unwrap_or(KeyType::Rsa), wanted.bits)
             }
-            (KeyType::Rsa, wanted.bits)
         }
     };
     // Format family, rounds, comment.
@@ -174,6 +180,7 @@ pub fn successor(
         }
         (None, Some(Format::Pem)) => KeyFormat::Pem,
         (None, Some(Format::Putty)) => KeyFormat::Putty,
+        (None, None) if cur.is_none() => wanted.default_format.unwrap_or(KeyFormat::Openssh),
         (None, _) => KeyFormat::Openssh,
     };
     let rounds = match (wanted.rounds, format) {

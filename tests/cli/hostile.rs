@@ -775,6 +775,9 @@ fn blocked_in(as_nobody: bool, program: &Path, args: &[&std::ffi::OsStr], fifo: 
         .current_dir(cwd.path())
         .env_remove("KEYROTATE_SSH_DIR")
         .env_remove("SSH_AUTH_SOCK")
+        // nobody cannot look into root's config directory (an error of its own).
+        .env_remove("KEYROTATE_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/keyrotate-tests")
         .env("NO_COLOR", "1");
     let mut blocked = start_blocked(cmd, fifo);
     let pid = blocked.pid();

@@ -30,6 +30,7 @@ mod passphrase_rules;
 mod plan;
 mod putty;
 mod rotate;
+mod services;
 mod successor;
 mod suggested;
 mod terminal;

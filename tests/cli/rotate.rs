@@ -321,14 +321,14 @@ fn text_output_says_where_to_upload_and_how_to_test() {
         assert!(text.contains(wanted), "missing {wanted:?} in:\n{text}");
     }
     assert!(!text.contains(NEW));
-    // Another service gets the generic steps.
+    // A service without a profile gets the generic steps.
     let out = keyrotate(&ssh)
         .args([
             "rotate",
             "-t",
             "ed25519",
             "--service",
-            "archer2",
+            "example",
             "--no-agent",
             "--passphrase-file",
         ])
@@ -753,6 +753,9 @@ fn an_unreadable_old_key_is_named_and_nothing_changes() {
     let before = (fs::read(&old).unwrap(), fs::read(pub_of(&old)).unwrap());
     let out = cmd
         .env_remove("SSH_AUTH_SOCK")
+        // nobody cannot look into root's config directory: that is an error of its own.
+        .env_remove("KEYROTATE_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/keyrotate-tests")
         .arg("--ssh-dir")
         .arg(&ssh)
         .args(["rotate", "-t", "ed25519", "--passphrase-file"])

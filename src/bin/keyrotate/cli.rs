@@ -65,6 +65,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Replace a service's key: back up, generate, swap, update ssh-agent, say what to upload
     Rotate(RotateArgs),
+    /// List the service profiles (built-in and from the config file) and what each needs
+    Services,
     /// Print a shell completion script on stdout (e.g. `keyrotate completions bash`)
     Completions(CompletionsArgs),
     /// Print the manual page (roff) on stdout (e.g. `keyrotate man | man -l -`)
@@ -138,7 +140,7 @@ pub enum KeyFormat {
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Key algorithm [default: rsa; rotate: the current key's]
+    /// Key algorithm [default: the service profile's, else rsa; rotate: the current key's]
     #[arg(short = 't', long = "type", value_enum)]
     pub key_type: Option<KeyType>,
 
@@ -147,7 +149,8 @@ pub struct GenerateArgs {
     #[arg(short, long, value_name = "N")]
     pub bits: Option<u32>,
 
-    /// Service the key is for (any case): names the file id_<type>_<service>
+    /// Service the key is for (any case): names the file id_<type>_<service> and picks its
+    /// profile (`keyrotate services`)
     #[arg(long, value_name = "NAME", default_value = "jasmin", value_parser = service_name)]
     pub service: String,
 
@@ -159,7 +162,8 @@ pub struct GenerateArgs {
     #[arg(short = 'C', long, value_name = "TEXT")]
     pub comment: Option<String>,
 
-    /// Private key file format [default: openssh; rotate: the current key's]
+    /// Private key file format [default: the service profile's, else openssh; rotate: the current
+    /// key's]
     #[arg(long, value_enum)]
     pub format: Option<KeyFormat>,
 

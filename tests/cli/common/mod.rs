@@ -22,6 +22,10 @@ pub fn keyrotate(ssh_dir: &Path) -> assert_cmd::Command {
     cmd.env_remove("KEYROTATE_SSH_DIR")
         .env_remove("CLICOLOR_FORCE")
         .env_remove("SSH_AUTH_SOCK")
+        // No service profiles of the machine's user: KEYROTATE_CONFIG unset, and a config
+        // directory (XDG_CONFIG_HOME, which dirs::config_dir reads on Linux) that does not exist.
+        .env_remove("KEYROTATE_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/keyrotate-tests")
         .env("NO_COLOR", "1")
         .arg("--ssh-dir")
         .arg(ssh_dir)

@@ -20,7 +20,8 @@ use crate::interrupt::Critical;
 use crate::output;
 
 pub fn run(ctx: &Context, args: &GenerateArgs) -> Result<ExitCode> {
-    let spec = spec_from_args(args)?;
+    let profile = super::profiles()?.get(&args.service);
+    let spec = spec_from_args(args, &profile)?;
     if spec.key_type == KeyType::Rsa && spec.bits < 3072 && !ctx.quiet {
         output::print_note(&format!(
             "{}-bit RSA is below the 3072 bits now recommended; `keyrotate check` will report it \

@@ -8,6 +8,7 @@ mod new_key;
 mod plan;
 mod restore;
 mod rotate;
+mod services;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,10 +53,24 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Restore(ref args) => restore::run(&ctx()?, args),
         Command::Generate(ref args) => generate::run(&ctx()?, args),
         Command::Rotate(ref args) => rotate::run(&ctx()?, args),
+        Command::Services => services::run(&cli.global),
         // Generated from the clap definitions alone: no SSH directory, no HOME needed.
         Command::Completions(ref args) => docs::completions(args.shell),
         Command::Man => docs::man(),
     }
+}
+
+/// The service profiles: `KEYROTATE_CONFIG` (which must exist) if set and not empty, else
+/// `<config dir>/keyrotate/config.toml` (absent is no config).
+pub fn profiles() -> Result<keyrotate::service::Profiles> {
+    let explicit = std::env::var_os("KEYROTATE_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let default = dirs::config_dir().map(|d| d.join("keyrotate").join("config.toml"));
+    Ok(keyrotate::service::Profiles::load(
+        explicit.as_deref(),
+        default.as_deref(),
+    )?)
 }
 
 /// Take the SSH directory's lock, then first finish or undo whatever a killed keyrotate left

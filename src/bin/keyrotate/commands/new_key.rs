@@ -7,6 +7,7 @@ use keyrotate::Result;
 use keyrotate::generate::{self, KeyFormat, KeySpec, KeyType, NewKey};
 use keyrotate::passphrase::{Passphrase, PassphraseSource, Policy};
 use keyrotate::rotate::successor::Wanted;
+use keyrotate::service::Profile;
 use keyrotate::text::sanitize;
 
 use super::Context;
@@ -33,20 +34,28 @@ pub fn passphrase_note(args: &GenerateArgs) -> String {
     }
 }
 
-/// `generate`'s key: what the options say, the defaults for the rest.
-pub fn spec_from_args(args: &GenerateArgs) -> Result<KeySpec> {
-    let wanted = wanted(args);
+/// `generate`'s key: what the options say, then the service profile's defaults, then RSA and
+/// OpenSSH.
+pub fn spec_from_args(args: &GenerateArgs, profile: &Profile) -> Result<KeySpec> {
+    let wanted = wanted(args, profile);
     Ok(KeySpec::new(
-        wanted.key_type.unwrap_or(KeyType::Rsa),
+        wanted
+            .key_type
+            .or(wanted.default_type)
+            .unwrap_or(KeyType::Rsa),
         wanted.bits,
-        wanted.format.unwrap_or(KeyFormat::Openssh),
+        wanted
+            .format
+            .or(wanted.default_format)
+            .unwrap_or(KeyFormat::Openssh),
         wanted.rounds,
         wanted.comment.unwrap_or_else(default_comment),
     )?)
 }
 
-/// What the options ask for; `rotate` inherits the rest from the current key.
-pub fn wanted(args: &GenerateArgs) -> Wanted {
+/// What the options ask for; `rotate` inherits the rest from the current key, `generate` takes
+/// it from the profile.
+pub fn wanted(args: &GenerateArgs, profile: &Profile) -> Wanted {
     Wanted {
         key_type: args.key_type.map(|t| match t {
             cli::KeyType::Rsa => KeyType::Rsa,
@@ -61,6 +70,8 @@ pub fn wanted(args: &GenerateArgs) -> Wanted {
         }),
         rounds: args.rounds,
         comment: args.comment.clone(),
+        default_type: profile.key_type,
+        default_format: profile.key_format,
     }
 }
 

@@ -13,6 +13,7 @@ use keyrotate::passphrase::Passphrase;
 use keyrotate::rotate::{
     self, AgentOutcome, AgentRequest, ConfigPlan, OldKey, PassphraseCheck, Rotation,
 };
+use keyrotate::service::Profile;
 use keyrotate::text::sanitize;
 
 use super::Context;
@@ -25,7 +26,8 @@ use crate::interrupt::Critical;
 use crate::output::{self, Spinner};
 
 pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
-    let wanted = wanted(&args.generate);
+    let profile = super::profiles()?.get(&args.generate.service);
+    let wanted = wanted(&args.generate, &profile);
     if args.agent_lifetime == Some(0) {
         return Err(keyrotate::Error::refused(
             "--agent-lifetime must be at least 1 second",
@@ -110,6 +112,7 @@ pub fn run(ctx: &Context, args: &RotateArgs) -> Result<ExitCode> {
         agent,
         check,
         config: &rotation.config,
+        profile: &profile,
     };
     report.print(ctx)?;
     drop(critical);
@@ -178,6 +181,15 @@ struct Report<'a> {
     agent: AgentOutcome,
     check: PassphraseCheck,
     config: &'a ConfigPlan,
+    profile: &'a Profile,
+}
+
+/// `text` with its first letter upper case.
+fn capitalised(text: &str) -> String {
+    let mut c = text.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn show(path: &Path) -> String {
@@ -353,42 +365,92 @@ impl Report<'_> {
         out
     }
 
+    /// What the user does next, from the service profile: upload (where, how), or get a new
+    /// certificate; the wait; the re-use rule; how to test the login; the service's notes. Every
+    /// command in backquotes runs as printed.
     fn next_steps(&self, public: &Path) -> String {
         let mut out = String::new();
+        let p = self.profile;
         let line = sanitize(self.key.public_file.trim_end());
-        let key = show(self.target);
-        if self.service == "jasmin" {
-            let _ = writeln!(out, "Now upload the new PUBLIC key to JASMIN:");
+        let key = keyrotate::text::shell_path(self.target);
+        let name = sanitize(&p.display_name);
+        let mut steps: Vec<String> = Vec::new();
+        if let Some(cert) = &p.certificate {
             let _ = writeln!(
                 out,
-                "  1. Sign in at https://accounts.jasmin.ac.uk/account/profile/ and replace your \
-                 key with this whole line (it is also in {}):",
-                show(public)
+                "{name} takes no uploaded key: get a certificate for the new key instead."
             );
-            let _ = writeln!(out, "\n{line}\n");
-            let _ = writeln!(
-                out,
-                "  2. Allow up to 15 minutes for the new key to take effect."
-            );
-            let _ = writeln!(
-                out,
-                "  3. Test it: ssh -i {key} <your JASMIN user name>@login-01.jasmin.ac.uk"
-            );
+            steps.push(format!(
+                "Run `{} --identity={key}`: it signs the new key and saves its certificate beside it.",
+                sanitize(cert)
+            ));
         } else {
-            let _ = writeln!(
-                out,
-                "Now put the new PUBLIC key where {} expects it:",
-                sanitize(self.service)
-            );
-            let _ = writeln!(
-                out,
-                "  1. Add this whole line on the service's key page, or to ~/.ssh/authorized_keys on \
-                 the server (it is also in {}):",
-                show(public)
-            );
-            let _ = writeln!(out, "\n{line}\n");
-            let _ = writeln!(out, "  2. Remove the old key there.");
-            let _ = writeln!(out, "  3. Test it: ssh -i {key} <user>@<host>");
+            match &p.upload_url {
+                Some(url) => {
+                    let _ = writeln!(out, "Now upload the new PUBLIC key to {name}:");
+                    let how = p.paste_rule.as_deref().map_or_else(
+                        || "add this whole line, then remove the old key there".to_string(),
+                        sanitize,
+                    );
+                    steps.push(format!(
+                        "Sign in at {}, then {how} (it is also in {}):\n\n{line}\n",
+                        sanitize(url),
+                        show(public)
+                    ));
+                }
+                None => {
+                    let _ = writeln!(out, "Now put the new PUBLIC key where {name} expects it:");
+                    steps.push(format!(
+                        "Add this whole line on the service's key page, or to \
+                         ~/.ssh/authorized_keys on the server (it is also in {}):\n\n{line}\n",
+                        show(public)
+                    ));
+                    steps.push("Remove the old key there.".to_string());
+                }
+            }
+            if let Some(cli) = &p.cli_upload {
+                steps.push(format!(
+                    "Or upload it from here: `{} {}`",
+                    sanitize(cli),
+                    keyrotate::text::shell_path(public)
+                ));
+            }
+            if let Some(m) = p.wait_minutes {
+                steps.push(format!(
+                    "Allow up to {m} minutes for the new key to take effect."
+                ));
+            }
+        }
+        if let Some(rule) = &p.reuse {
+            steps.push(format!("{}.", capitalised(&sanitize(rule))));
+        }
+        let test = match (&p.test_command, &p.login, &p.host) {
+            (Some(cmd), _, _) => match cmd.strip_prefix("ssh ") {
+                Some(rest) => format!("Test it: `ssh -i {key} {}`", sanitize(rest)),
+                None => format!("Test it: `{}`", sanitize(cmd)),
+            },
+            (None, Some(login), _) => format!(
+                "Test it: `ssh -i {key} {}`",
+                sanitize(&shlex::try_quote(login).unwrap_or_default())
+            ),
+            (None, None, Some(host)) => format!(
+                "Test it: `ssh -i {key} {}` (add -l and your {name} user name if it is not \
+                 your local one)",
+                sanitize(host)
+            ),
+            (None, None, None) => {
+                format!("Test it: log in as you usually do, with -i {key} added to the ssh command")
+            }
+        };
+        steps.push(test);
+        for (i, step) in steps.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {step}", i + 1);
+        }
+        if !p.notes.is_empty() {
+            let _ = writeln!(out, "\n{name}:");
+            for note in &p.notes {
+                let _ = writeln!(out, "  - {}", sanitize(note));
+            }
         }
         match self.reason {
             Some(Reason::Compromised) => {
