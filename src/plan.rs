@@ -277,11 +277,19 @@ impl Plan {
                     Step::new(
                         Action::Retire,
                         record,
-                        format!(
-                            "{} ({}) recorded as retired: `keyrotate check` flags it if it comes back",
-                            key.fingerprint,
-                            key.path
-                        ),
+                        match key.fingerprint.starts_with("SHA256:") {
+                            true => format!(
+                                "{} ({}) recorded as retired: `keyrotate check` flags it if it \
+                                 comes back",
+                                key.fingerprint, key.path
+                            ),
+                            false => format!(
+                                "{} recorded as retired by its file's digest (its public key \
+                                 cannot be read without the passphrase): new passphrases are \
+                                 checked against its copy",
+                                key.path
+                            ),
+                        },
                     )
                     .text(key.fingerprint.clone()),
                 );

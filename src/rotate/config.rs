@@ -118,6 +118,17 @@ impl ConfigPlan {
             })
             .collect();
         plan.mode = unix_mode(&file_meta).unwrap_or(0o600);
+        if plan.mode & 0o022 != 0 && !plan.lines.is_empty() {
+            // Its mode is kept when rewritten: say what `check` says of it.
+            notes.push(format!(
+                "{} is writable by others (mode {:04o}), so ssh refuses to use it and anyone who \
+                 can write it can make ssh run commands: read it for lines you did not write, \
+                 then `chmod 600 {}`",
+                path.display(),
+                plan.mode,
+                crate::text::shell_path(&path)
+            ));
+        }
         if update && !plan.lines.is_empty() {
             if meta.file_type().is_symlink() {
                 plan.not_updated = Some(format!(

@@ -221,7 +221,7 @@ impl Rotation {
         };
         plan.change(&self.ssh_dir, change, now, spec_of)?;
         let record = crate::layout::retired_path(&self.ssh_dir);
-        for k in self.old.iter().filter(|k| k.fingerprint().is_none()) {
+        for k in self.old.iter().filter(|k| k.retired_record(now).is_none()) {
             plan.push(Step::new(
                 Action::Retire,
                 &record,

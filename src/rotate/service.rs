@@ -78,10 +78,18 @@ impl OldKey {
         }
     }
 
-    /// The retired-key record entry (the backup set is filled in when it exists).
+    /// The retired-key record entry (the backup set is filled in when it exists). A key whose
+    /// public half cannot be had without its passphrase (an encrypted PEM or PKCS#8 key with no
+    /// `.pub`) is recorded by its file's SHA-256 instead, so that its copy is still found and
+    /// checked against the next new passphrase; only a key with no readable file is not recorded.
     pub fn retired_record(&self, now: SystemTime) -> Option<RetiredKey> {
+        let fingerprint = match (self.fingerprint(), &self.private_bytes) {
+            (Some(fp), _) => fp.to_string(),
+            (None, Some(bytes)) => crate::store::retired::file_id(bytes),
+            (None, None) => return None,
+        };
         Some(RetiredKey {
-            fingerprint: self.fingerprint()?.to_string(),
+            fingerprint,
             retired_at: text::rfc3339_utc(now),
             set: String::new(),
             path: self.path().to_string_lossy().into_owned(),

@@ -221,6 +221,8 @@ pub enum SkipReason {
     TooLarge,
     #[error("it is a symbolic link to {}, which does not exist", .0.display())]
     DanglingLink(PathBuf),
+    #[error("it is a symbolic link to {}, which leads back to itself (a loop)", .0.display())]
+    LinkLoop(PathBuf),
     #[error("a directory has that name")]
     DirectoryThere,
 }
@@ -262,6 +264,12 @@ pub fn read_source(path: &Path) -> Result<std::result::Result<SourceFile, Skippe
         Err(e) if e.kind() == io::ErrorKind::NotFound && symlink_target.is_some() => {
             let target = symlink_target.clone().unwrap_or_default();
             return skipped(SkipReason::DanglingLink(target));
+        }
+        // A loop of links (ELOOP) leads nowhere too.
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) && symlink_target.is_some() => {
+            let target = symlink_target.clone().unwrap_or_default();
+            return skipped(SkipReason::LinkLoop(target));
         }
         Err(e) => return Err(source_err(e)),
     };

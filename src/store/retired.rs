@@ -1,7 +1,8 @@
 //! The fingerprints of keys that `rotate` retired, kept in `<ssh-dir>/key_backup/RETIRED`, so that
 //! `check` can say so if one of them comes back into use (JASMIN refuses any key used before).
 //!
-//! One line per key: `SHA256:...<TAB>2026-11-21T10:15:00Z<TAB>SET<TAB>original path`. Only the
+//! One line per key: `SHA256:...<TAB>2026-11-21T10:15:00Z<TAB>SET<TAB>original path` (or
+//! `file-SHA256:<hex>` first, for a key whose public half could not be read). Only the
 //! first field matters when reading; unknown or damaged lines are skipped when reading and kept
 //! when the record is rewritten (which only `rotate`'s transaction does, after saving the old
 //! record in its backup set).
@@ -35,6 +36,16 @@ impl RetiredKey {
             clean(&self.path)
         )
     }
+}
+
+/// The first field of a key recorded by its file's bytes (its public half could not be read
+/// without the passphrase): never equal to a key's fingerprint, so `check` cannot flag it, but
+/// `rotate` finds its copy by set and name and checks new passphrases against it.
+const FILE_ID: &str = "file-SHA256:";
+
+/// The record's first field for a key known only by its file's bytes.
+pub fn file_id(bytes: &[u8]) -> String {
+    format!("{FILE_ID}{}", crate::store::sha256_hex(bytes))
 }
 
 /// The record is never larger than this; anything bigger is not ours.
@@ -80,7 +91,8 @@ pub fn parse(bytes: &[u8]) -> Vec<RetiredKey> {
         .filter_map(|line| {
             let mut fields = line.split('\t');
             let fingerprint = fields.next()?.trim();
-            fingerprint.starts_with("SHA256:").then(|| RetiredKey {
+            let ours = fingerprint.starts_with("SHA256:") || fingerprint.starts_with(FILE_ID);
+            ours.then(|| RetiredKey {
                 fingerprint: fingerprint.to_string(),
                 retired_at: fields.next().unwrap_or_default().to_string(),
                 set: fields.next().unwrap_or_default().to_string(),

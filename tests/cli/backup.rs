@@ -663,3 +663,34 @@ fn a_directory_named_as_a_key_is_refused_saying_so() {
     );
     assert!(!ssh.join("key_backup").exists());
 }
+
+#[test]
+fn a_loop_of_symlinks_is_skipped_with_a_note_not_the_end_of_the_backup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ssh = tmp.path().join(".ssh");
+    fs::create_dir(&ssh).unwrap();
+    let key = keygen(&ssh.join("id_ed25519"), "ed25519", &[]);
+    // id_rsa -> id_rsa: open() fails with ELOOP.
+    std::os::unix::fs::symlink("id_rsa", ssh.join("id_rsa")).unwrap();
+    let out = keyrotate(&ssh).args(["backup", "--json"]).output().unwrap();
+    let doc = json_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("id_rsa") && stderr.contains("loop"),
+        "{stderr}"
+    );
+    let files: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["source"].as_str().unwrap())
+        .collect();
+    assert!(files.contains(&key.to_str().unwrap()), "{files:?}");
+    let set = Path::new(doc["backup_dir"].as_str().unwrap());
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(set)
+        .output()
+        .unwrap();
+    assert!(sums.status.success());
+}

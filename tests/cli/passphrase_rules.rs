@@ -519,3 +519,40 @@ fn with_f_the_retired_keys_checked_are_those_retired_from_that_path() {
     let doc = rotate_with(&ssh, tmp.path(), &p(7));
     assert_eq!(doc["passphrase_check"], "different");
 }
+
+#[test]
+fn a_retired_key_whose_public_half_cannot_be_read_still_guards_its_passphrase() {
+    // An encrypted PEM key with no .pub: no fingerprint without the passphrase. It is recorded
+    // by its file's digest, and the next rotation may not go back to its passphrase.
+    let tmp = tempfile::tempdir().unwrap();
+    let ssh = tmp.path().join(".ssh");
+    fs::create_dir(&ssh).unwrap();
+    let key = keygen(
+        &ssh.join("id_ecdsa_jasmin"),
+        "ecdsa",
+        &["-b", "256", "-m", "PEM"],
+    );
+    fs::remove_file(pub_of(&key)).unwrap();
+    let first = run(
+        &ssh,
+        &["rotate", "--no-agent", "--json"],
+        &pass_file(tmp.path(), "new", NEW),
+        None,
+    );
+    json_ok(&first);
+    let record = fs::read_to_string(ssh.join("key_backup/RETIRED")).unwrap();
+    assert!(record.contains("\nfile-SHA256:"), "{record}");
+    let before = tree(&ssh);
+    let again = run(
+        &ssh,
+        &["rotate", "--no-agent"],
+        &pass_file(tmp.path(), "old", PASSPHRASE),
+        None,
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("retired"), "{}", stderr(&again));
+    assert!(tree(&ssh) == before, "a refused rotation changed files");
+    // check never calls a live key retired because of such a record.
+    let (doc, _) = check_json(&ssh, &[]);
+    assert!(!codes(&doc).contains(&"retired-key".to_string()), "{doc}");
+}

@@ -608,3 +608,50 @@ fn an_encrypted_pem_key_without_its_pub_keeps_its_type_and_name() {
     let l = new_key(&key);
     assert_eq!((l.kind.as_str(), l.bits), ("ECDSA", 521));
 }
+
+#[test]
+fn a_config_others_can_write_is_said_when_rotate_rewrites_it() {
+    let (tmp, ssh) = setup();
+    keygen(&ssh.join("id_ed25519_jasmin"), "ed25519", &[]);
+    let config = ssh.join("config");
+    fs::write(
+        &config,
+        "Host jasmin\n  IdentityFile ~/.ssh/id_ed25519_jasmin\n",
+    )
+    .unwrap();
+    set_mode(&config, 0o666);
+    let out = keyrotate(&ssh)
+        .env("HOME", tmp.path())
+        .args([
+            "rotate",
+            "--no-agent",
+            "--update-config",
+            "-t",
+            "ecdsa",
+            "--passphrase-file",
+        ])
+        .arg(pass_file(tmp.path(), "new", NEW))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let chmod = format!("`chmod 600 {}`", config.display());
+    assert!(
+        stderr.contains("writable by others") && stderr.contains(&chmod),
+        "{stderr}"
+    );
+    // The printed command works, and check then has nothing to say about the config.
+    let c = chmod.trim_matches('`');
+    assert!(
+        Command::new("bash")
+            .args(["-c", c])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (doc, _) = check_json(&ssh, &[]);
+    assert!(
+        !codes(&doc).contains(&"insecure-config".to_string()),
+        "{doc}"
+    );
+}
