@@ -74,23 +74,12 @@ impl Error {
             Error::Agent(e) => e.hint(),
             Error::Config(e) => e.hint(),
             Error::Refused { hint, .. } => hint.clone(),
-            Error::Io(e) => io_hint(e),
+            Error::Io(e) => crate::sys::io_hint(e),
         }
     }
 
     /// Another keyrotate holds the SSH directory's lock.
     pub fn is_busy(&self) -> bool {
         matches!(self, Error::Lock(LockError::Busy { .. }))
-    }
-}
-
-/// The next step for a bare I/O error, by its kind.
-pub fn io_hint(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::PermissionDenied => {
-            "check the owner and permissions of the file named above (`ls -l`)".to_string()
-        }
-        io::ErrorKind::NotFound => "check that the path named above exists".to_string(),
-        _ => "check the file named above and the disk it is on, then try again".to_string(),
     }
 }

@@ -344,7 +344,7 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn hint(&self) -> String {
         match self {
-            ConfigError::Read { source, .. } => crate::error::io_hint(source),
+            ConfigError::Read { source, .. } => crate::sys::io_hint(source),
             ConfigError::Missing { .. } => "create the file, or unset KEYROTATE_CONFIG to use the \
                  default one"
                 .to_string(),

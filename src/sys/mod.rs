@@ -35,3 +35,14 @@ pub fn unix_mode(meta: &Metadata) -> Option<u32> {
         None
     }
 }
+
+/// The next step for a bare I/O error, by its kind.
+pub fn io_hint(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            "check the owner and permissions of the file named above (`ls -l`)".to_string()
+        }
+        io::ErrorKind::NotFound => "check that the path named above exists".to_string(),
+        _ => "check the file named above and the disk it is on, then try again".to_string(),
+    }
+}
